@@ -1,0 +1,26 @@
+"""airflow-kfx: run Kubeflow Pipelines (KFP) pipelines and components on Apache Airflow.
+
+Public API (imported lazily, so ``import airflow_kfx`` stays cheap at DAG-parse time)::
+
+    from airflow_kfx import load_pipeline, load_pipelines
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["load_pipeline", "load_pipelines", "get_provider_info", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("load_pipeline", "load_pipelines"):
+        from airflow_kfx import loading
+
+        return getattr(loading, name)
+    if name == "get_provider_info":
+        from airflow_kfx.provider import get_provider_info
+
+        return get_provider_info
+    raise AttributeError(f"module 'airflow_kfx' has no attribute {name!r}")

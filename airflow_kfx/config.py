@@ -1,0 +1,81 @@
+"""Settings: the ``[kfx]`` Airflow config section, overridable per pipeline.
+
+Precedence (highest first): ``load_pipeline(..., settings=...)`` / ``kfx.yaml``
+entries, then ``AIRFLOW__KFX__<KEY>`` / ``airflow.cfg [kfx]``, then the defaults
+below. Run-time keys (runtime, pipeline_root, …) left unset at parse time are
+read when the task runs, so ``kfx run --runtime local`` works on any DAG.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+SECTION = "kfx"
+
+# name → (default, description); also the provider's config metadata.
+OPTIONS: dict[str, tuple[str, str]] = {
+    "runtime": ("kubernetes", "Where task pods run: 'kubernetes' (a cluster) or 'local' (subprocesses on the worker)."),
+    "namespace": ("default", "Kubernetes namespace for task pods."),
+    "kubernetes_conn_id": ("kubernetes_default", "Airflow connection to the Kubernetes cluster."),
+    "pipeline_root": ("", "Where artifacts live: s3://, gs://, minio:// URI or a filesystem path. Empty: the pipeline's defaultPipelineRoot, else <AIRFLOW_HOME>/kfx/artifacts."),
+    "artifact_volume": ("", "PersistentVolumeClaim mounted in every pod at the pipeline root's local path (KFP's /s3/<bucket>, /gcs/<bucket>, /minio/<bucket> convention, or the path itself)."),
+    "mlflow_conn_id": ("mlflow_default", "Airflow connection to the MLflow tracking server."),
+    "image_pull_policy": ("", "Image pull policy for task pods (Always, IfNotPresent, Never); empty: Kubernetes' default."),
+    "service_account": ("", "Service account for task pods; empty: the namespace default."),
+}
+
+
+@dataclass(frozen=True)
+class KfxSettings:
+    """Per-pipeline settings; ``None`` means "use the [kfx] config at run time"."""
+
+    dag_id: str | None = None
+    schedule: Any = None
+    tags: tuple[str, ...] = ()
+    experiment: str | None = None
+    runtime: str | None = None
+    namespace: str | None = None
+    kubernetes_conn_id: str | None = None
+    pipeline_root: str | None = None
+    artifact_volume: str | None = None
+    image_pull_policy: str | None = None
+    service_account: str | None = None
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], *, where: str = "") -> KfxSettings:
+        from airflow_kfx.exceptions import SpecError
+
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SpecError(
+                f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}", file=where or None
+            )
+        data = dict(values)
+        if "tags" in data:
+            data["tags"] = tuple(data["tags"] or ())
+        return cls(**data)
+
+    def merged(self, override: KfxSettings) -> KfxSettings:
+        """``override``'s set fields win."""
+        changes = {
+            f.name: getattr(override, f.name)
+            for f in dataclasses.fields(override)
+            if getattr(override, f.name) not in (None, ())
+        }
+        return dataclasses.replace(self, **changes)
+
+
+def config_value(key: str, override: str | None = None) -> str:
+    """``override`` if set, else ``[kfx] key`` from Airflow's config, else the default."""
+    if override:
+        return override
+    default = OPTIONS[key][0]
+    try:
+        from airflow.configuration import conf
+    except ImportError:  # pragma: no cover - the spec layer can run without Airflow
+        return default
+    return conf.get(SECTION, key, fallback=default) or default

@@ -1,0 +1,221 @@
+"""Plan → Airflow DAG: task groups, mapped task groups, operators and edges."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from airflow_kfx.config import KfxSettings
+from airflow_kfx.plan import CONDITION, EXECUTOR, ITERATIONS, Plan, PlannedTask, build_plan
+from airflow_kfx.spec.model import ParameterType, Pipeline, RetryPolicy
+
+RUN_STATUS_TASK = "kfx-run-status"
+
+_JSON_SCHEMA_TYPES = {
+    ParameterType.STRING: "string",
+    ParameterType.NUMBER_INTEGER: "integer",
+    ParameterType.NUMBER_DOUBLE: "number",
+    ParameterType.BOOLEAN: "boolean",
+    ParameterType.LIST: "array",
+    ParameterType.STRUCT: "object",
+}
+
+
+def default_dag_id(pipeline: Pipeline) -> str:
+    """``my-pipeline`` → ``my_pipeline`` (Airflow ids allow [A-Za-z0-9_.-])."""
+    return re.sub(r"[^A-Za-z0-9_.]", "_", pipeline.name).strip("_") or "kfp_pipeline"
+
+
+def build_dag(
+    pipeline: Pipeline,
+    *,
+    dag_id: str | None = None,
+    schedule: Any = None,
+    settings: KfxSettings | None = None,
+    **dag_kwargs: Any,
+) -> Any:
+    """One Airflow DAG for one pipeline."""
+    from airflow.sdk import DAG
+
+    settings = settings or KfxSettings()
+    plan = build_plan(pipeline)
+    dag_kwargs.setdefault("tags", sorted({"kfp", *settings.tags}))
+    dag_kwargs.setdefault("description", pipeline.description or pipeline.display_name or pipeline.name)
+    dag_kwargs.setdefault("doc_md", _dag_doc(pipeline))
+    dag_kwargs.setdefault("render_template_as_native_obj", False)
+    dag = DAG(
+        dag_id=dag_id or settings.dag_id or default_dag_id(pipeline),
+        schedule=schedule if schedule is not None else settings.schedule,
+        params=pipeline_params(pipeline),
+        **dag_kwargs,
+    )
+    _populate(dag, plan, settings)
+    return dag
+
+
+def pipeline_params(pipeline: Pipeline) -> dict[str, Any]:
+    """Typed Airflow params for the pipeline's parameters (the trigger form in the UI)."""
+    from airflow.sdk import Param
+
+    params: dict[str, Any] = {}
+    for name, spec in pipeline.root.inputs.parameters.items():
+        schema_type: Any = _JSON_SCHEMA_TYPES.get(spec.type, "string")
+        kwargs: dict[str, Any] = {"description": spec.description or f"KFP {spec.type.value} parameter"}
+        if spec.has_default:
+            if spec.default is None:
+                schema_type = [schema_type, "null"]
+            params[name] = Param(spec.default, type=schema_type, **kwargs)
+        elif spec.optional:
+            params[name] = Param(None, type=[schema_type, "null"], **kwargs)
+        else:
+            params[name] = Param(type=schema_type, **kwargs)
+    for name, artifact in pipeline.root.inputs.artifacts.items():
+        params[name] = Param(
+            None if artifact.optional else "",
+            type=["string", "null"] if artifact.optional else "string",
+            description=f"URI of the input artifact ({artifact.schema_title})",
+        )
+    return params
+
+
+def _populate(dag: Any, plan: Plan, settings: KfxSettings) -> None:
+    from airflow.sdk import TaskGroup
+    from airflow.sdk.definitions._internal.expandinput import DictOfListsExpandInput
+    from airflow.sdk.definitions.taskgroup import MappedTaskGroup
+    from airflow.sdk.definitions.xcom_arg import XComArg
+
+    operators: dict[str, Any] = {}
+    groups: dict[str, Any] = {}
+
+    def group_for(group_id: str | None) -> Any:
+        if group_id is None:
+            return None
+        if group_id in groups:
+            return groups[group_id]
+        planned_group = plan.groups[group_id]
+        parent = group_for(planned_group.parent)
+        common = {
+            "group_id": planned_group.name,
+            "parent_group": parent,
+            "dag": dag,
+            "tooltip": planned_group.tooltip,
+        }
+        if planned_group.iterations_task:
+            expand = DictOfListsExpandInput({"iteration": XComArg(operators[planned_group.iterations_task])})
+            group = MappedTaskGroup(expand_input=expand, **common)
+        else:
+            group = TaskGroup(**common)
+        groups[group_id] = group
+        return group
+
+    for planned in plan.tasks.values():
+        group = group_for(planned.group)
+        operator = _make_operator(dag, plan, planned, group, settings)
+        if operator.task_id != planned.task_id:  # the plan's ids are used at run time
+            raise AssertionError(f"planned {planned.task_id}, Airflow made {operator.task_id}")
+        operators[planned.task_id] = operator
+    for planned in plan.tasks.values():
+        for upstream in sorted(planned.upstream):
+            operators[upstream] >> operators[planned.task_id]
+    if plan.has_all_done_tasks:
+        from airflow_kfx.operators.control import KfxRunStatusOperator
+
+        watcher = KfxRunStatusOperator(
+            task_id=RUN_STATUS_TASK,
+            dag=dag,
+            trigger_rule="one_failed",
+            retries=0,
+            doc_md="Fails the run if any task failed (exit handlers would otherwise make it succeed).",
+        )
+        for operator in operators.values():
+            operator >> watcher
+
+
+def _make_operator(dag: Any, plan: Plan, planned: PlannedTask, group: Any, settings: KfxSettings) -> Any:
+    common: dict[str, Any] = {
+        "task_id": planned.name,
+        "dag": dag,
+        "task_group": group,
+        "trigger_rule": "all_done" if planned.all_done else "none_failed",
+        "kfx_pipeline": plan.pipeline,
+        "kfx_task": planned,
+        "kfx_settings": settings,
+    }
+    limit = _parallelism_limit(plan, planned)
+    if limit:
+        common["max_active_tis_per_dagrun"] = limit
+    if planned.kind == CONDITION:
+        from airflow_kfx.operators.control import KfxConditionOperator
+
+        return KfxConditionOperator(doc_md=f"Condition: `{planned.condition}`", **common)
+    if planned.kind == ITERATIONS:
+        from airflow_kfx.operators.control import KfxIterationsOperator
+
+        return KfxIterationsOperator(doc_md=f"Iterations of loop `{planned.kfp_path}`", **common)
+    assert planned.kind == EXECUTOR and planned.task is not None
+    common.update(_retry_kwargs(planned.task.retry))
+    executor = plan.pipeline.executors[planned.executor]  # type: ignore[index]
+    common["doc_md"] = _task_doc(plan.pipeline, planned)
+    if executor.container is not None:
+        from airflow_kfx.operators.container import KfxContainerOperator
+
+        return KfxContainerOperator(**common)
+    if executor.importer is not None:
+        from airflow_kfx.operators.control import KfxImporterOperator
+
+        return KfxImporterOperator(**common)
+    from airflow_kfx.operators.control import KfxPvcOperator
+
+    return KfxPvcOperator(**common)
+
+
+def _parallelism_limit(plan: Plan, planned: PlannedTask) -> int | None:
+    """``ParallelFor(parallelism=n)`` → at most n concurrent instances per task."""
+    group_id = planned.group
+    while group_id:
+        group = plan.groups[group_id]
+        if group.iterations_task:
+            return group.parallelism_limit
+        group_id = group.parent
+    return None
+
+
+def _retry_kwargs(retry: RetryPolicy | None) -> dict[str, Any]:
+    if retry is None or retry.max_retry_count <= 0:
+        return {"retries": 0}
+    kwargs: dict[str, Any] = {"retries": retry.max_retry_count}
+    # KFP's backend defaults (argo): 0s backoff unless set.
+    kwargs["retry_delay"] = timedelta(seconds=retry.backoff_seconds or 0)
+    if retry.backoff_factor and retry.backoff_factor > 1:
+        kwargs["retry_exponential_backoff"] = float(retry.backoff_factor)
+    if retry.backoff_max_seconds:
+        kwargs["max_retry_delay"] = timedelta(seconds=retry.backoff_max_seconds)
+    return kwargs
+
+
+def _dag_doc(pipeline: Pipeline) -> str:
+    lines = [f"# {pipeline.display_name or pipeline.name}", ""]
+    if pipeline.description:
+        lines += [pipeline.description, ""]
+    lines += [
+        f"Compiled KFP pipeline `{pipeline.name}` loaded by airflow-kfx.",
+        "",
+        f"- source: `{pipeline.source_file}`",
+        f"- sha256: `{pipeline.digest}`",
+        f"- KFP SDK: `{pipeline.sdk_version or 'unknown'}`, schema `{pipeline.schema_version or 'unknown'}`",
+    ]
+    return "\n".join(lines)
+
+
+def _task_doc(pipeline: Pipeline, planned: PlannedTask) -> str:
+    executor = pipeline.executors[planned.executor]  # type: ignore[index]
+    lines = [f"**KFP task** `{planned.kfp_path}` — component `{planned.component}`", ""]
+    if executor.container is not None:
+        lines.append(f"image: `{executor.container.image}`")
+    if executor.importer is not None:
+        lines.append(f"importer of `{executor.importer.schema_title}`")
+    if planned.task and planned.task.caching.enable_cache:
+        key = planned.task.caching.cache_key
+        lines.append(f"caching: enabled{f' (key `{key}`)' if key else ''}")
+    return "\n".join(lines)

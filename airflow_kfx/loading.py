@@ -1,0 +1,144 @@
+"""``load_pipeline`` and the DAG-folder drop-in ``load_pipelines``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from airflow_kfx.config import KfxSettings
+from airflow_kfx.exceptions import KfxError, SpecError
+from airflow_kfx.spec.loader import ARCHIVE_SUFFIXES, PIPELINE_SUFFIXES, load_pipeline_file
+
+log = logging.getLogger("airflow_kfx")
+
+SETTINGS_FILE = "kfx.yaml"
+
+
+def load_pipeline(
+    path: str | os.PathLike[str],
+    dag_id: str | None = None,
+    schedule: Any = None,
+    *,
+    settings: KfxSettings | Mapping[str, Any] | None = None,
+    **dag_kwargs: Any,
+) -> Any:
+    """A compiled KFP pipeline file → an Airflow DAG (raises SpecError/UnsupportedFeatureError)."""
+    from airflow_kfx.dag_builder import build_dag
+
+    if isinstance(settings, Mapping):
+        settings = KfxSettings.from_mapping(settings, where=str(path))
+    started = time.perf_counter()
+    pipeline = load_pipeline_file(path)
+    dag = build_dag(pipeline, dag_id=dag_id, schedule=schedule, settings=settings, **dag_kwargs)
+    log.debug("loaded %s as DAG %s in %.3fs", path, dag.dag_id, time.perf_counter() - started)
+    return dag
+
+
+@dataclass
+class LoadReport:
+    """What ``load_pipelines`` found: DAGs by id, and errors by file."""
+
+    dags: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, KfxError] = field(default_factory=dict)
+
+
+def pipeline_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """Pipeline files under ``folder`` (recursively), sorted, settings files excluded."""
+    root = Path(folder)
+    if root.is_file():
+        return [root]
+    found = []
+    for path in sorted(root.rglob("*")):
+        name = path.name
+        if not path.is_file() or name == SETTINGS_FILE or name.startswith("."):
+            continue
+        if name.endswith(PIPELINE_SUFFIXES) or name.endswith(ARCHIVE_SUFFIXES):
+            found.append(path)
+    return found
+
+
+def load_pipelines(
+    folder: str | os.PathLike[str],
+    namespace: MutableMapping[str, Any] | None = None,
+    *,
+    settings: KfxSettings | Mapping[str, Any] | None = None,
+    **dag_kwargs: Any,
+) -> LoadReport:
+    """Load every pipeline file under ``folder`` into ``namespace`` (pass ``globals()``).
+
+    A broken file never hides the good ones: it is logged, and a small DAG named
+    ``kfx_error__<file>`` appears in Airflow with the error as its description,
+    so the problem shows in the UI where the pipeline was expected.
+    """
+    if isinstance(settings, Mapping):
+        settings = KfxSettings.from_mapping(settings)
+    base = settings or KfxSettings()
+    report = LoadReport()
+    folder_settings = _folder_settings(Path(folder))
+    for path in pipeline_files(folder):
+        key = str(path.relative_to(folder)) if Path(folder).is_dir() else path.name
+        try:
+            file_settings = base.merged(folder_settings.get(key, KfxSettings()))
+            dag = load_pipeline(path, settings=file_settings, **dag_kwargs)
+            if dag.dag_id in report.dags:  # two files compiled from one pipeline name
+                stem = re.sub(r"\.(ya?ml|json|zip|tar\.gz|tgz)$", "", key)
+                unique_id = re.sub(r"[^A-Za-z0-9_.]", "_", stem)
+                dag = load_pipeline(path, dag_id=unique_id, settings=file_settings, **dag_kwargs)
+        except KfxError as err:
+            log.error("airflow-kfx: %s", err)
+            report.errors[str(path)] = err
+            dag = _error_dag(path, err)
+        report.dags[dag.dag_id] = dag
+    if namespace is not None:
+        namespace.update(report.dags)
+    return report
+
+
+def _folder_settings(folder: Path) -> dict[str, KfxSettings]:
+    """``kfx.yaml``: ``defaults:`` for every file, ``pipelines: {file: {...}}`` per file."""
+    settings_path = folder / SETTINGS_FILE if folder.is_dir() else folder.parent / SETTINGS_FILE
+    if not settings_path.exists():
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(settings_path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise SpecError(f"not valid YAML: {err}", file=str(settings_path)) from None
+    if not isinstance(data, Mapping):
+        raise SpecError("expected a mapping with 'defaults' and/or 'pipelines'", file=str(settings_path))
+    unknown = set(data) - {"defaults", "pipelines"}
+    if unknown:
+        raise SpecError(f"unknown key(s) {', '.join(sorted(unknown))}; expected 'defaults' and 'pipelines'", file=str(settings_path))
+    defaults = KfxSettings.from_mapping(data.get("defaults") or {}, where=str(settings_path))
+    result: dict[str, KfxSettings] = {}
+    for path in pipeline_files(folder) if folder.is_dir() else [folder]:
+        key = str(path.relative_to(folder)) if folder.is_dir() else path.name
+        result[key] = defaults
+    for name, values in (data.get("pipelines") or {}).items():
+        result[name] = defaults.merged(KfxSettings.from_mapping(values or {}, where=str(settings_path)))
+    return result
+
+
+def _error_dag(path: Path, error: KfxError) -> Any:
+    from airflow.sdk import DAG
+
+    from airflow_kfx.operators.control import KfxBrokenPipelineOperator
+
+    dag_id = "kfx_error__" + re.sub(r"[^A-Za-z0-9_.]", "_", path.name)
+    dag = DAG(
+        dag_id=dag_id,
+        schedule=None,
+        tags=["kfp", "kfx-error"],
+        description=f"cannot load: {error}"[:1000],
+        doc_md=f"# This pipeline file could not be loaded\n\n```\n{error}\n```\n\nRun `kfx validate {path}` for details.",
+        is_paused_upon_creation=True,
+    )
+    KfxBrokenPipelineOperator(task_id="load-error", message=str(error), dag=dag)
+    return dag

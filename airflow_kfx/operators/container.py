@@ -1,0 +1,219 @@
+"""The task operator: a KubernetesPodOperator that runs one KFP container task.
+
+At run time it resolves its inputs (upstream XComs, run params, loop items),
+fills KFP's placeholders, builds the pod with the provider's own
+``build_pod_request_obj`` plus the kfp-kubernetes settings, runs it where the
+``runtime`` setting says, and returns the task's outputs as its XCom.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from airflow.sdk.exceptions import AirflowSkipException
+
+from airflow_kfx.config import KfxSettings, config_value
+from airflow_kfx.exceptions import TaskRuntimeError
+from airflow_kfx.operators.context import (
+    component_of,
+    gates_open,
+    resolve_inputs,
+    resolver_for,
+    run_identity,
+)
+from airflow_kfx.plan import PlannedTask
+from airflow_kfx.spec.model import Pipeline, Resources
+
+MAIN_CONTAINER = "base"
+
+
+class KfxContainerOperator(KubernetesPodOperator):
+    """Runs a KFP container component (lightweight Python or container component)."""
+
+    # Shown in the UI's "Rendered Template" tab exactly as compiled: placeholders
+    # are KFP's, and nothing here is ever rendered by Jinja.
+    template_fields = ("image", "cmds", "arguments")
+    shallow_copy_attrs = ("kfx_pipeline", "kfx_task")
+    ui_color = "#d6e4ff"
+
+    def __init__(
+        self,
+        *,
+        kfx_pipeline: Pipeline,
+        kfx_task: PlannedTask,
+        kfx_settings: KfxSettings,
+        **kwargs: Any,
+    ) -> None:
+        executor = kfx_pipeline.executors[kfx_task.executor]  # type: ignore[index]
+        container = executor.container
+        assert container is not None
+        kwargs.setdefault("namespace", config_value("namespace", kfx_settings.namespace))
+        kwargs.setdefault("kubernetes_conn_id", config_value("kubernetes_conn_id", kfx_settings.kubernetes_conn_id))
+        policy = kfx_settings.image_pull_policy or config_value("image_pull_policy")
+        if policy:
+            kwargs.setdefault("image_pull_policy", policy)
+        account = kfx_settings.service_account or config_value("service_account")
+        if account:
+            kwargs.setdefault("service_account_name", account)
+        super().__init__(
+            image=container.image,
+            cmds=[str(c) if not isinstance(c, str) else c for c in container.command],
+            arguments=[str(a) if not isinstance(a, str) else a for a in container.args],
+            name=_pod_name(kfx_task.name),
+            base_container_name=MAIN_CONTAINER,
+            do_xcom_push=False,
+            get_logs=True,
+            on_finish_action="delete_pod",
+            labels={"kfx/pipeline": _label(kfx_pipeline.name), "kfx/task": _label(kfx_task.name)},
+            **kwargs,
+        )
+        self.kfx_pipeline = kfx_pipeline
+        self.kfx_task = kfx_task
+        self.kfx_settings = kfx_settings
+        self._platform_values: list[tuple[Any, Any]] = []
+        self._invocation: Any = None
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        # User values are data, never Jinja templates: leave every field as compiled.
+        return None
+
+    # -- run ----------------------------------------------------------------------
+    def execute(self, context: Any) -> dict[str, Any]:
+        planned = self.kfx_task
+        resolver = resolver_for(context, planned)
+        closed = gates_open(resolver, planned)
+        if closed:
+            raise AirflowSkipException(closed)
+        component = component_of(self.kfx_pipeline, planned)
+        parameters, artifacts = resolve_inputs(
+            resolver, planned, component, upstream_may_fail=planned.all_done
+        )
+        if planned.condition:
+            from airflow_kfx.expressions import evaluate_condition
+
+            if not evaluate_condition(planned.condition, parameters):
+                raise AirflowSkipException(f"condition is false: {planned.condition}")
+        self._platform_values = []
+        for source, binding in planned.platform_inputs:
+            self._platform_values.append((source, resolver.resolve(binding)))
+        self.prepare(parameters, artifacts, run_identity(context, planned))
+        runtime = config_value("runtime", self.kfx_settings.runtime)
+        if runtime == "local":
+            from airflow_kfx.runtime.local import run_pod_locally
+
+            pod = self.build_pod_request_obj(context, dry_run=True)
+            run_pod_locally(pod, container_name=MAIN_CONTAINER, log=self.log.info)
+        elif runtime == "kubernetes":
+            super().execute(context)
+        else:
+            raise TaskRuntimeError(f"unknown [kfx] runtime '{runtime}'; use 'kubernetes' or 'local'")
+        return self.collect_outputs()
+
+    def prepare(self, parameters: Mapping[str, Any], artifacts: Mapping[str, Any], identity: Any) -> None:
+        """Resolve placeholders and set what ``build_pod_request_obj`` reads."""
+        from airflow_kfx.runtime.invocation import artifact_ref, prepare_container
+
+        component = component_of(self.kfx_pipeline, self.kfx_task)
+        container = self.kfx_pipeline.executors[self.kfx_task.executor].container  # type: ignore[index]
+        invocation = prepare_container(
+            self.kfx_pipeline,
+            component,
+            container,  # type: ignore[arg-type]
+            parameters=parameters,
+            artifacts={name: [artifact_ref(d, name) for d in refs] for name, refs in artifacts.items()},
+            identity=identity,
+            pipeline_root=self.pipeline_root(),
+        )
+        self._invocation = invocation
+        self.image = invocation.image
+        self.cmds = invocation.command
+        self.arguments = invocation.args
+        self.env_vars = dict(invocation.env)
+        self.container_resources = _resource_requirements(invocation.resources)
+
+    def pipeline_root(self) -> str:
+        return default_pipeline_root(self.kfx_pipeline, self.kfx_settings)
+
+    def build_pod_request_obj(self, context: Any = None, *, dry_run: bool = False) -> Any:
+        from airflow_kfx.pod.builder import finish_pod
+
+        pod = super().build_pod_request_obj(context, dry_run=dry_run)
+        return finish_pod(
+            pod,
+            pipeline=self.kfx_pipeline,
+            planned=self.kfx_task,
+            platform_values=self._platform_values,
+            pipeline_root=self.pipeline_root(),
+            artifact_volume=config_value("artifact_volume", self.kfx_settings.artifact_volume),
+            container_name=MAIN_CONTAINER,
+        )
+
+    def collect_outputs(self) -> dict[str, Any]:
+        from airflow_kfx.runtime.outputs import read_task_outputs
+
+        component = component_of(self.kfx_pipeline, self.kfx_task)
+        return read_task_outputs(self._invocation, component)
+
+
+def default_pipeline_root(pipeline: Pipeline, settings: KfxSettings) -> str:
+    """Per-pipeline setting, then [kfx] pipeline_root, then the file's, then AIRFLOW_HOME."""
+    configured = settings.pipeline_root or config_value("pipeline_root")
+    if configured:
+        return configured
+    if pipeline.default_pipeline_root:
+        return pipeline.default_pipeline_root
+    home = os.environ.get("AIRFLOW_HOME") or os.path.join(os.path.expanduser("~"), "airflow")
+    return os.path.join(home, "kfx", "artifacts")
+
+
+def _resource_requirements(resources: Resources) -> Any:
+    from kubernetes.client import models as k8s
+
+    limits: dict[str, str] = {}
+    requests: dict[str, str] = {}
+    if resources.cpu_limit:
+        limits["cpu"] = str(resources.cpu_limit)
+    if resources.memory_limit:
+        limits["memory"] = str(resources.memory_limit)
+    if resources.cpu_request:
+        requests["cpu"] = str(resources.cpu_request)
+    if resources.memory_request:
+        requests["memory"] = str(resources.memory_request)
+    if resources.accelerator is not None and resources.accelerator.type:
+        limits[accelerator_resource(str(resources.accelerator.type))] = str(resources.accelerator.count or 1)
+    if not limits and not requests:
+        return None
+    return k8s.V1ResourceRequirements(limits=limits or None, requests=requests or None)
+
+
+def accelerator_resource(accelerator_type: str) -> str:
+    """KFP accelerator types → Kubernetes extended resource names.
+
+    The SDK accepts Kubernetes names ('nvidia.com/gpu') and Vertex AI names
+    ('NVIDIA_TESLA_T4', 'TPU_V3'); the latter map to the device plugin's resource.
+    """
+    if "/" in accelerator_type:
+        return accelerator_type
+    upper = accelerator_type.upper()
+    if upper.startswith("NVIDIA") or upper == "GPU":
+        return "nvidia.com/gpu"
+    if upper.startswith("TPU"):
+        return "google.com/tpu"
+    if upper.startswith("AMD"):
+        return "amd.com/gpu"
+    raise TaskRuntimeError(f"unknown accelerator type '{accelerator_type}'; use a Kubernetes resource name like 'nvidia.com/gpu'")
+
+
+def _pod_name(task_name: str) -> str:
+    return _label(task_name)[:50] or "kfx-task"
+
+
+def _label(value: str) -> str:
+    """A valid Kubernetes label value (≤63 chars, alphanumeric ends)."""
+    import re
+
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "-", value)[:63]
+    return cleaned.strip("-_.")

@@ -1,0 +1,186 @@
+"""Shared run-time plumbing for every kfx operator: the XCom-backed fetcher,
+the run identity, gate checks and typed input resolution."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_kfx.exceptions import TaskRuntimeError
+from airflow_kfx.plan import Absent, Binding, PlannedTask
+from airflow_kfx.runtime.resolve import Missing, Resolver
+from airflow_kfx.spec.model import Component, ParameterType, Pipeline
+
+if TYPE_CHECKING:
+    from airflow_kfx.runtime.invocation import RunIdentity
+
+
+class AirflowFetcher:
+    """Reads other tasks' results through XCom, params and task states of this run."""
+
+    def __init__(self, context: Mapping[str, Any]) -> None:
+        self.ti = context["ti"]
+        self.params = context.get("params") or {}
+        self.dag_run = context.get("dag_run")
+
+    def task_result(self, task_id: str, map_index: int) -> Any:
+        return self.ti.xcom_pull(task_ids=task_id, map_indexes=map_index)
+
+    def task_results(self, task_id: str, map_indexes: Sequence[int]) -> list[Any]:
+        return list(self.ti.xcom_pull(task_ids=task_id, map_indexes=list(map_indexes)))
+
+    def run_param(self, name: str) -> Any:
+        if name not in self.params:
+            raise KeyError(name)
+        return self.params[name]
+
+    def task_states(self, task_ids: Sequence[str]) -> Mapping[str, str]:
+        result = self.ti.get_task_states(
+            dag_id=self.ti.dag_id, task_ids=list(task_ids), run_ids=[self.ti.run_id]
+        )
+        return dict(result.get(self.ti.run_id, {}))
+
+    def run_info(self) -> Mapping[str, str]:
+        return {"dag_id": self.ti.dag_id, "run_id": self.ti.run_id}
+
+
+def run_identity(context: Mapping[str, Any], planned: PlannedTask) -> RunIdentity:
+    from airflow_kfx.runtime.invocation import RunIdentity
+
+    ti = context["ti"]
+    dag_run = context.get("dag_run")
+    created = getattr(dag_run, "start_date", None) or getattr(dag_run, "run_after", None)
+    scheduled = getattr(dag_run, "logical_date", None) or getattr(dag_run, "run_after", None)
+    return RunIdentity(
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        task_id=ti.task_id,
+        kfp_task_name=planned.name if planned.kind != "executor" or not planned.task else planned.task.name,
+        kfp_path=planned.kfp_path,
+        map_index=ti.map_index if ti.map_index is not None else -1,
+        try_number=ti.try_number or 1,
+        create_time_utc=created.isoformat() if created else "",
+        schedule_time_utc=scheduled.isoformat() if scheduled else "",
+    )
+
+
+def resolver_for(context: Mapping[str, Any], planned: PlannedTask) -> Resolver:
+    ti = context["ti"]
+    map_index = ti.map_index if ti.map_index is not None else -1
+    return Resolver.for_instance(AirflowFetcher(context), planned.loops, map_index)
+
+
+def gates_open(resolver: Resolver, planned: PlannedTask) -> str | None:
+    """None if every enclosing condition holds, else why the task is skipped."""
+    for gate in planned.gates:
+        try:
+            if resolver.resolve(gate) is True:
+                continue
+        except Missing:
+            pass
+        group = gate.task_id.rsplit(".", 1)[0]
+        return f"condition of '{group}' is not satisfied"
+    return None
+
+
+def resolve_inputs(
+    resolver: Resolver, planned: PlannedTask, component: Component, *, upstream_may_fail: bool
+) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """Typed parameter values and artifact descriptors; absent optional inputs are left out."""
+    parameters: dict[str, Any] = {}
+    artifacts: dict[str, list[dict[str, Any]]] = {}
+    for name, binding in planned.inputs.items():
+        spec = component.inputs.parameters.get(name)
+        try:
+            value = resolver.resolve(binding)
+        except Missing as missing:
+            fallback = _fallback(component, name, binding, upstream_may_fail)
+            if fallback is _ABSENT:
+                if _required(component, name):
+                    raise TaskRuntimeError(
+                        f"task '{planned.kfp_path}': required input '{name}' has no value ({missing})"
+                    ) from None
+                continue
+            value = fallback
+        if spec is not None:
+            parameters[name] = coerce_parameter(value, spec.type, name)
+        else:
+            artifacts[name] = flatten_artifacts(value)
+    return parameters, artifacts
+
+
+_ABSENT = object()
+
+
+def _fallback(component: Component, name: str, binding: Binding, upstream_may_fail: bool) -> Any:
+    spec = component.inputs.parameters.get(name)
+    if spec is not None and spec.has_default and (upstream_may_fail or isinstance(binding, Absent)):
+        return spec.default
+    return _ABSENT
+
+
+def _required(component: Component, name: str) -> bool:
+    if name in component.inputs.parameters:
+        spec = component.inputs.parameters[name]
+        return not spec.optional and spec.type is not ParameterType.TASK_FINAL_STATUS
+    artifact = component.inputs.artifacts.get(name)
+    return artifact is not None and not artifact.optional
+
+
+def coerce_parameter(value: Any, parameter_type: ParameterType, name: str) -> Any:
+    """Values arrive as JSON; give them the declared type, as KFP's driver does."""
+    if value is None:
+        return None
+    try:
+        if parameter_type is ParameterType.STRING and not isinstance(value, str):
+            # KFP's driver turns a non-string bound to a STRING input into its text
+            # form (a loop item dict → JSON) before conditions and the executor see it.
+            from airflow_kfx.expressions import value_to_text
+
+            return value_to_text(value)
+        if parameter_type is ParameterType.NUMBER_INTEGER:
+            if isinstance(value, str):
+                value = float(value) if "." in value or "e" in value.lower() else int(value)
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            if isinstance(value, bool):
+                raise ValueError("a boolean is not an integer")
+            return value if isinstance(value, int) else int(value)
+        if parameter_type is ParameterType.NUMBER_DOUBLE:
+            if isinstance(value, bool):
+                raise ValueError("a boolean is not a number")
+            return float(value)
+        if parameter_type is ParameterType.BOOLEAN:
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered in ("true", "false"):
+                    return lowered == "true"
+                raise ValueError(f"{value!r} is not true/false")
+            return bool(value)
+        if parameter_type in (ParameterType.LIST, ParameterType.STRUCT) and isinstance(value, str):
+            return json.loads(value)
+    except (TypeError, ValueError) as err:
+        raise TaskRuntimeError(
+            f"input '{name}' should be {parameter_type.value}, got {value!r}: {err}"
+        ) from None
+    return value
+
+
+def flatten_artifacts(value: Any) -> list[dict[str, Any]]:
+    """A single artifact, a list (Collected), or nested lists → a flat list."""
+    if isinstance(value, Mapping):
+        return [dict(value)]
+    if isinstance(value, list):
+        flat: list[dict[str, Any]] = []
+        for item in value:
+            flat.extend(flatten_artifacts(item))
+        return flat
+    if isinstance(value, str):  # a pipeline-level artifact given as a URI
+        return [{"name": "", "uri": value, "schemaTitle": "system.Artifact", "metadata": {}}]
+    raise TaskRuntimeError(f"expected an artifact, got {value!r}")
+
+
+def component_of(pipeline: Pipeline, planned: PlannedTask) -> Component:
+    assert planned.component is not None
+    return pipeline.components[planned.component]

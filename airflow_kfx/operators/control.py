@@ -1,0 +1,231 @@
+"""Light operators that run on the worker, not in a pod: condition gates, loop
+iterations, importers, PVC create/delete, and the run-status watcher."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from airflow_kfx.config import KfxSettings, config_value
+from airflow_kfx.exceptions import TaskRuntimeError
+from airflow_kfx.operators.context import (
+    coerce_parameter,
+    component_of,
+    flatten_artifacts,
+    gates_open,
+    resolve_inputs,
+    resolver_for,
+    run_identity,
+)
+from airflow_kfx.plan import GATE_OUTPUT, PlannedTask
+from airflow_kfx.runtime.resolve import Missing, Resolver
+from airflow_kfx.spec.model import Pipeline
+
+
+class KfxOperatorMixin:
+    """Holds the plan; the model is shared, never deep-copied per task."""
+
+    shallow_copy_attrs = ("kfx_pipeline", "kfx_task")
+    template_fields: tuple[str, ...] = ()
+
+    kfx_pipeline: Pipeline
+    kfx_task: PlannedTask
+    kfx_settings: KfxSettings
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        # KFP values are data, never Jinja: a '{{ ds }}' in a parameter stays literal.
+        return None
+
+
+class KfxConditionOperator(KfxOperatorMixin, BaseOperator):
+    """Evaluates a ``dsl.If``/``dsl.Condition`` (KFP CEL) for the tasks of its group."""
+
+    ui_color = "#fff3c4"
+
+    def __init__(self, *, kfx_pipeline: Pipeline, kfx_task: PlannedTask, kfx_settings: KfxSettings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kfx_pipeline, self.kfx_task, self.kfx_settings = kfx_pipeline, kfx_task, kfx_settings
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow_kfx.expressions import evaluate_condition
+
+        resolver = resolver_for(context, self.kfx_task)
+        closed = gates_open(resolver, self.kfx_task)
+        if closed:
+            raise AirflowSkipException(closed)
+        declared = component_of(self.kfx_pipeline, self.kfx_task).inputs.parameters
+        values = {}
+        for name, binding in self.kfx_task.inputs.items():
+            try:
+                value = resolver.resolve(binding)
+            except Missing:
+                continue
+            spec = declared.get(name)
+            values[name] = coerce_parameter(value, spec.type, name) if spec else value
+        condition = self.kfx_task.condition or "true"
+        if not evaluate_condition(condition, values):
+            self.log.info("Condition %s is false for %s; skipping the group", condition, values)
+            raise AirflowSkipException(f"condition is false: {condition}")
+        self.log.info("Condition %s holds", condition)
+        return {"parameters": {GATE_OUTPUT: True}}
+
+
+class KfxIterationsOperator(KfxOperatorMixin, BaseOperator):
+    """Computes a ``ParallelFor``'s iterations: ``[{"path": [...], "item": ...}]``.
+
+    For a loop nested in other loops, it covers every outer iteration, so the
+    loop's (flattened) mapped task group expands once over all of them.
+    """
+
+    ui_color = "#e0f0ff"
+
+    def __init__(self, *, kfx_pipeline: Pipeline, kfx_task: PlannedTask, kfx_settings: KfxSettings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kfx_pipeline, self.kfx_task, self.kfx_settings = kfx_pipeline, kfx_task, kfx_settings
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        from airflow_kfx.operators.context import AirflowFetcher
+
+        planned = self.kfx_task
+        resolver = Resolver(AirflowFetcher(context), planned.loops)
+        outer_paths: list[tuple[int, ...]] = [()]
+        if planned.loops:
+            outer_paths = [tuple(r["path"]) for r in resolver.iterations(planned.loops[-1])]
+        records: list[dict[str, Any]] = []
+        for outer in outer_paths:
+            resolver.path = outer
+            if gates_open(resolver, planned):
+                continue
+            try:
+                items = resolver.resolve(planned.items)  # type: ignore[arg-type]
+            except Missing as missing:
+                raise TaskRuntimeError(f"loop '{planned.kfp_path}': its items have no value ({missing})") from None
+            if isinstance(items, str):
+                try:
+                    items = json.loads(items)
+                except json.JSONDecodeError:
+                    raise TaskRuntimeError(f"loop '{planned.kfp_path}': items are not a JSON list: {items[:200]!r}") from None
+            if isinstance(items, dict) or not isinstance(items, list):
+                raise TaskRuntimeError(f"loop '{planned.kfp_path}': items must be a list, got {type(items).__name__}")
+            records.extend({"path": [*outer, index], "item": item} for index, item in enumerate(items))
+        self.log.info("%d iteration(s)", len(records))
+        return records
+
+
+class KfxImporterOperator(KfxOperatorMixin, BaseOperator):
+    """``dsl.importer``: publishes an existing URI as an artifact; runs nothing."""
+
+    ui_color = "#e8f5e9"
+
+    def __init__(self, *, kfx_pipeline: Pipeline, kfx_task: PlannedTask, kfx_settings: KfxSettings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kfx_pipeline, self.kfx_task, self.kfx_settings = kfx_pipeline, kfx_task, kfx_settings
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow_kfx.executor import ExecutorContext, resolve_command_line
+        from airflow_kfx.spec.model import ComponentInput, Constant
+
+        planned = self.kfx_task
+        resolver = resolver_for(context, planned)
+        closed = gates_open(resolver, planned)
+        if closed:
+            raise AirflowSkipException(closed)
+        component = component_of(self.kfx_pipeline, planned)
+        importer = self.kfx_pipeline.executors[planned.executor].importer  # type: ignore[index]
+        assert importer is not None
+        parameters, _ = resolve_inputs(resolver, planned, component, upstream_may_fail=planned.all_done)
+        if isinstance(importer.artifact_uri, ComponentInput):
+            uri = parameters.get(importer.artifact_uri.name)
+        else:
+            assert isinstance(importer.artifact_uri, Constant)
+            uri = importer.artifact_uri.value
+        if not uri:
+            raise TaskRuntimeError(f"importer '{planned.kfp_path}': the artifact URI is empty")
+        # Metadata values may be placeholders of the importer's inputs (dynamic metadata).
+        placeholder_context = ExecutorContext(
+            input_parameters=parameters,
+            input_parameter_types={n: s.type.value for n, s in component.inputs.parameters.items()},
+            input_artifacts={}, output_parameters={}, output_artifacts={}, output_file="", pipeline={},
+        )
+        metadata = _resolve_metadata(importer.metadata, placeholder_context, resolve_command_line)
+        descriptor = {
+            "name": "artifact",
+            "uri": str(uri),
+            "schemaTitle": importer.schema_title,
+            "schemaVersion": importer.schema_version,
+            "metadata": metadata,
+        }
+        return {"parameters": {}, "artifacts": {"artifact": [descriptor]}}
+
+
+def _resolve_metadata(value: Any, context: Any, resolve: Any) -> Any:
+    if isinstance(value, str) and "{{$" in value:
+        resolved = resolve([value], context)
+        return resolved[0] if resolved else ""
+    if isinstance(value, dict):
+        return {_resolve_metadata(k, context, resolve): _resolve_metadata(v, context, resolve) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_metadata(v, context, resolve) for v in value]
+    return value
+
+
+class KfxPvcOperator(KfxOperatorMixin, BaseOperator):
+    """kfp-kubernetes ``CreatePVC``/``DeletePVC``."""
+
+    ui_color = "#f3e5f5"
+
+    def __init__(self, *, kfx_pipeline: Pipeline, kfx_task: PlannedTask, kfx_settings: KfxSettings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kfx_pipeline, self.kfx_task, self.kfx_settings = kfx_pipeline, kfx_task, kfx_settings
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow_kfx.runtime.pvc import create_pvc, delete_pvc
+        from airflow_kfx.spec.model import PvcAction
+
+        planned = self.kfx_task
+        resolver = resolver_for(context, planned)
+        closed = gates_open(resolver, planned)
+        if closed:
+            raise AirflowSkipException(closed)
+        component = component_of(self.kfx_pipeline, planned)
+        parameters, _ = resolve_inputs(resolver, planned, component, upstream_may_fail=planned.all_done)
+        action = self.kfx_pipeline.executors[planned.executor].pvc_action  # type: ignore[index]
+        runtime = config_value("runtime", self.kfx_settings.runtime)
+        identity = run_identity(context, planned)
+        if action is PvcAction.CREATE:
+            name = create_pvc(parameters, identity, runtime=runtime, settings=self.kfx_settings, log=self.log)
+            return {"parameters": {"name": name}, "artifacts": {}}
+        delete_pvc(parameters, runtime=runtime, settings=self.kfx_settings, log=self.log)
+        return {"parameters": {}, "artifacts": {}}
+
+
+class KfxRunStatusOperator(BaseOperator):
+    """Fails the DAG run when any task failed.
+
+    Exit handlers and ``ignore_upstream_failure`` tasks run after failures and
+    would otherwise make Airflow mark the run successful (a run's state comes
+    from its leaves); KFP marks such runs FAILED, and so do we.
+    """
+
+    ui_color = "#ffebee"
+    template_fields: tuple[str, ...] = ()
+
+    def execute(self, context: Any) -> None:
+        raise AirflowFailException("the pipeline failed: at least one task failed (see the tasks marked failed)")
+
+
+class KfxBrokenPipelineOperator(BaseOperator):
+    """The one task of the stand-in DAG shown for a pipeline file that cannot load."""
+
+    ui_color = "#ffcdd2"
+    template_fields: tuple[str, ...] = ()
+
+    def __init__(self, *, message: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.message = message
+
+    def execute(self, context: Any) -> None:
+        raise AirflowFailException(self.message)

@@ -1,0 +1,89 @@
+"""The last step of building a task's pod: kfp-kubernetes settings and the
+artifact volume, applied to the pod the KubernetesPodOperator built.
+
+Pure (a function of its inputs) so ``kfx render`` and tests see exactly what the
+cluster would get.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow_kfx.plan import PlannedTask
+from airflow_kfx.spec.model import Constant, Pipeline
+
+ARTIFACT_VOLUME_NAME = "kfx-pipeline-root"
+
+
+def artifact_mount_path(pipeline_root: str) -> str:
+    """Where pods see the pipeline root: KFP's ``/s3/<bucket>``-style local path."""
+    for scheme, prefix in (("s3://", "/s3/"), ("gs://", "/gcs/"), ("minio://", "/minio/")):
+        if pipeline_root.startswith(scheme):
+            bucket = pipeline_root[len(scheme):].split("/", 1)[0]
+            return prefix + bucket
+    if pipeline_root.startswith("file://"):
+        return pipeline_root[len("file://"):].rstrip("/") or "/"
+    return pipeline_root.rstrip("/") or "/"
+
+
+def finish_pod(
+    pod: Any,
+    *,
+    pipeline: Pipeline,
+    planned: PlannedTask,
+    platform_values: Sequence[tuple[Any, Any]],
+    pipeline_root: str,
+    artifact_volume: str | None,
+    container_name: str,
+) -> Any:
+    from kubernetes.client import models as k8s
+
+    platform = pipeline.platform
+    config = platform.executors.get(planned.executor) if platform is not None else None
+    if config is not None:
+        from airflow_kfx.pod.platform import apply_executor_config
+
+        def resolve(source: Any) -> Any:
+            for known, value in platform_values:
+                if known == source:
+                    return value
+            if isinstance(source, Constant):
+                return source.value
+            # Not resolved yet (kfx render): show where the value will come from.
+            return f"<run-time value of {_describe(source)}>"
+
+        pod = apply_executor_config(pod, config, resolve, container_name=container_name)
+    if artifact_volume:
+        mount_path = artifact_mount_path(pipeline_root)
+        pod.spec.volumes = [
+            *(pod.spec.volumes or []),
+            k8s.V1Volume(
+                name=ARTIFACT_VOLUME_NAME,
+                persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(claim_name=artifact_volume),
+            ),
+        ]
+        for container in pod.spec.containers:
+            if container.name == container_name:
+                container.volume_mounts = [
+                    *(container.volume_mounts or []),
+                    k8s.V1VolumeMount(name=ARTIFACT_VOLUME_NAME, mount_path=mount_path),
+                ]
+    pod.metadata.annotations = {
+        **(pod.metadata.annotations or {}),
+        "kfx/pipeline": pipeline.name,
+        "kfx/task-path": planned.kfp_path,
+        "kfx/pipeline-digest": pipeline.digest,
+    }
+    return pod
+
+
+def _describe(source: Any) -> str:
+    name = type(source).__name__
+    fields = ", ".join(f"{k}={v}" for k, v in vars(source).items()) if hasattr(source, "__dict__") else ""
+    if not fields:
+        import dataclasses
+
+        if dataclasses.is_dataclass(source):
+            fields = ", ".join(f"{f.name}={getattr(source, f.name)}" for f in dataclasses.fields(source))
+    return f"{name}({fields})"

@@ -1,0 +1,32 @@
+"""Provider metadata for Airflow's ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def get_provider_info() -> dict[str, Any]:
+    from airflow_kfx import __version__
+    from airflow_kfx.config import OPTIONS, SECTION
+
+    return {
+        "package-name": "airflow-provider-kfx",
+        "name": "Kubeflow Pipelines (airflow-kfx)",
+        "description": "Run compiled Kubeflow Pipelines on Airflow as KubernetesPodOperator tasks.",
+        "versions": [__version__],
+        "config": {
+            SECTION: {
+                "description": "airflow-kfx: how KFP pipelines run and where their artifacts live.",
+                "options": {
+                    key: {
+                        "description": description,
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": None,
+                        "default": default,
+                    }
+                    for key, (default, description) in OPTIONS.items()
+                },
+            }
+        },
+    }

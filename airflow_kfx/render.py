@@ -1,0 +1,150 @@
+"""``kfx render``: the Pod manifest every container task would submit.
+
+Uses the very operators the DAG runs, with a resolver that shows values known
+only at run time (upstream outputs, loop items, run ids) as explicit
+``<...>`` placeholders.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from airflow_kfx.plan import (
+    Absent,
+    Binding,
+    FinalStatus,
+    Literal,
+    LoopItem,
+    OneOf,
+    Output,
+    Plan,
+    PlannedTask,
+    RunParam,
+    Selected,
+)
+from airflow_kfx.runtime.resolve import Missing
+from airflow_kfx.spec.model import Pipeline
+
+
+class SymbolicResolver:
+    """Resolves what is known before a run; names everything else."""
+
+    def __init__(self, plan: Plan, params: Mapping[str, Any], pipeline_root: str, dag_id: str) -> None:
+        self.plan = plan
+        self.params = params
+        self.pipeline_root = pipeline_root
+        self.dag_id = dag_id
+
+    def resolve(self, binding: Binding) -> Any:
+        if isinstance(binding, Literal):
+            return binding.value
+        if isinstance(binding, RunParam):
+            if binding.name in self.params:
+                return self.params[binding.name]
+            spec = self.plan.pipeline.root.inputs.parameters.get(binding.name)
+            if spec is not None and spec.has_default:
+                return spec.default
+            return f"<pipeline parameter '{binding.name}'>"
+        if isinstance(binding, Output):
+            producer = self.plan.tasks[binding.task_id]
+            if binding.is_artifact:
+                uri = f"{self.pipeline_root.rstrip('/')}/{self.dag_id}/<run_id>/{producer.kfp_path}/<map_index>/{binding.key}"
+                return {"name": binding.key, "uri": uri, "schemaTitle": "system.Artifact", "metadata": {}}
+            return f"<output '{binding.key}' of task '{producer.kfp_path}'>"
+        if isinstance(binding, LoopItem):
+            return f"<item of loop '{self.plan.tasks[binding.loop].kfp_path}'>"
+        if isinstance(binding, OneOf):
+            return self.resolve(binding.options[0])
+        if isinstance(binding, Selected):
+            inner = self.resolve(binding.inner)
+            if isinstance(inner, str) and inner.startswith("<"):
+                return f"<{binding.selector} of {inner}>"
+            from airflow_kfx.expressions import apply_selector
+
+            return apply_selector(binding.selector, inner)
+        if isinstance(binding, FinalStatus):
+            return {"state": f"<final state of '{binding.task_name}'>", "pipelineTaskName": binding.task_name}
+        if isinstance(binding, Absent):
+            raise Missing("absent")
+        raise TypeError(binding)
+
+
+def render_pipeline(pipeline: Pipeline, params: Mapping[str, Any], output: Path) -> list[Path]:
+    """Write ``<output>/<dag_id>/<task_id>.yaml`` per container task; returns the paths."""
+    import yaml
+    from kubernetes.client import ApiClient
+
+    from airflow_kfx.dag_builder import build_dag
+    from airflow_kfx.operators.container import KfxContainerOperator
+
+    dag = build_dag(pipeline)
+    written: list[Path] = []
+    folder = output / dag.dag_id
+    folder.mkdir(parents=True, exist_ok=True)
+    client = ApiClient()
+    for task in dag.tasks:
+        if not isinstance(task, KfxContainerOperator):
+            continue
+        pod = render_pod(task, params)
+        manifest = client.sanitize_for_serialization(pod)
+        path = folder / f"{task.task_id}.yaml"
+        path.write_text(yaml.safe_dump(manifest, sort_keys=False, width=1000))
+        written.append(path)
+    return written
+
+
+def render_pod(task: Any, params: Mapping[str, Any]) -> Any:
+    """The V1Pod ``task`` (a KfxContainerOperator) would submit, with symbolic run-time values."""
+    from airflow_kfx.operators.context import coerce_parameter, component_of, flatten_artifacts
+    from airflow_kfx.plan import build_plan
+    from airflow_kfx.runtime.invocation import RunIdentity
+
+    planned: PlannedTask = task.kfx_task
+    pipeline = task.kfx_pipeline
+    plan = _plan_cache.get(pipeline.digest) or build_plan(pipeline)
+    _plan_cache[pipeline.digest] = plan
+    resolver = SymbolicResolver(plan, params, task.pipeline_root(), task.dag_id)
+    component = component_of(pipeline, planned)
+    parameters: dict[str, Any] = {}
+    artifacts: dict[str, list[dict[str, Any]]] = {}
+    for name, binding in planned.inputs.items():
+        try:
+            value = resolver.resolve(binding)
+        except Missing:
+            continue
+        spec = component.inputs.parameters.get(name)
+        if spec is None:
+            artifacts[name] = flatten_artifacts(value)
+        elif isinstance(value, str) and value.startswith("<"):
+            parameters[name] = value  # symbolic: shown as is
+        else:
+            parameters[name] = coerce_parameter(value, spec.type, name)
+    task._platform_values = []
+    for source, binding in planned.platform_inputs:
+        try:
+            task._platform_values.append((source, resolver.resolve(binding)))
+        except Missing:
+            continue
+    identity = RunIdentity(
+        dag_id=task.dag_id,
+        run_id="<run_id>",
+        task_id=task.task_id,
+        kfp_task_name=planned.name,
+        kfp_path=planned.kfp_path,
+        map_index=0 if planned.loops else -1,
+        create_time_utc="<run create time>",
+        schedule_time_utc="<run schedule time>",
+        symbolic=True,
+    )
+    task.prepare(parameters, artifacts, identity)
+    return task.build_pod_request_obj(None, dry_run=True)
+
+
+_plan_cache: dict[str, Plan] = {}
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)

@@ -1,0 +1,192 @@
+"""What one container task runs: the command line, env and output locations.
+
+Computed from the plan and the resolved inputs, the same way for every runtime
+and for ``kfx render`` (which passes symbolic values): the runtime decides only
+where the resulting pod runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_kfx.executor import (
+    ArtifactRef,
+    ExecutorContext,
+    build_executor_input,
+    local_path_for_uri,
+    resolve_command_line,
+)
+from airflow_kfx.spec.model import Component, Container, Pipeline, Resources
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+=@-]")
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """Who is running: the Airflow run and task instance."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    kfp_task_name: str
+    kfp_path: str
+    map_index: int = -1
+    try_number: int = 1
+    create_time_utc: str = ""
+    schedule_time_utc: str = ""
+    # kfx render: show run-specific path segments as <placeholders>
+    symbolic: bool = False
+
+    @property
+    def job_uuid(self) -> str:
+        if self.symbolic:
+            return "<pipeline_job_uuid>"
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"kfx:{self.dag_id}/{self.run_id}"))
+
+    @property
+    def task_uuid(self) -> str:
+        if self.symbolic:
+            return "<pipeline_task_uuid>"
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"kfx:{self.dag_id}/{self.run_id}/{self.task_id}/{self.map_index}"))
+
+
+def task_root(pipeline_root: str, identity: RunIdentity) -> str:
+    """``<pipeline_root>/<dag_id>/<run_id>/<kfp task path>/<map index>`` (0 when unmapped)."""
+    run = "<run_id>" if identity.symbolic else _UNSAFE.sub("_", identity.run_id)
+    index = "<map_index>" if identity.symbolic and identity.map_index >= 0 else str(max(identity.map_index, 0))
+    parts = [
+        _UNSAFE.sub("_", identity.dag_id),
+        run,
+        *(_UNSAFE.sub("_", p) for p in identity.kfp_path.split("/")),
+        index,
+    ]
+    return "/".join([pipeline_root.rstrip("/"), *parts])
+
+
+@dataclass(frozen=True)
+class ContainerInvocation:
+    image: str
+    command: list[str]
+    args: list[str]
+    env: dict[str, str]
+    resources: Resources
+    context: ExecutorContext
+    task_root: str  # URI of the task's output folder
+    output_parameter_files: Mapping[str, str] = field(default_factory=dict)  # name → pod path
+    output_artifacts: Mapping[str, Sequence[ArtifactRef]] = field(default_factory=dict)
+
+
+def artifact_ref(descriptor: Mapping[str, Any], name: str | None = None) -> ArtifactRef:
+    """An artifact as it travels in XCom → the executor's view of it."""
+    uri = str(descriptor.get("uri", ""))
+    return ArtifactRef(
+        name=name or str(descriptor.get("name", "")),
+        uri=uri,
+        path=local_path_for_uri(uri),
+        schema_title=str(descriptor.get("schemaTitle", "system.Artifact")),
+        schema_version=str(descriptor.get("schemaVersion", "0.0.1")),
+        metadata=dict(descriptor.get("metadata") or {}),
+    )
+
+
+def artifact_descriptor(ref: ArtifactRef) -> dict[str, Any]:
+    """The XCom form of an artifact: JSON-serialisable, path-free."""
+    return {
+        "name": ref.name,
+        "uri": ref.uri,
+        "schemaTitle": ref.schema_title,
+        "schemaVersion": ref.schema_version,
+        "metadata": dict(ref.metadata),
+    }
+
+
+def prepare_container(
+    pipeline: Pipeline,
+    component: Component,
+    container: Container,
+    *,
+    parameters: Mapping[str, Any],
+    artifacts: Mapping[str, Sequence[ArtifactRef]],
+    identity: RunIdentity,
+    pipeline_root: str,
+) -> ContainerInvocation:
+    """Resolve placeholders and decide where every output goes."""
+    root = task_root(pipeline_root, identity)
+    outputs_dir = local_path_for_uri(root)
+    output_files = {
+        name: f"{outputs_dir}/_kfx/parameters/{name}" for name in component.outputs.parameters
+    }
+    output_artifacts = {
+        name: [
+            ArtifactRef(
+                name=name,
+                uri=f"{root}/{name}",
+                path=local_path_for_uri(f"{root}/{name}"),
+                schema_title=spec.schema_title,
+                schema_version=spec.schema_version,
+            )
+        ]
+        for name, spec in component.outputs.artifacts.items()
+    }
+    context = ExecutorContext(
+        input_parameters=dict(parameters),
+        input_parameter_types={n: s.type.value for n, s in component.inputs.parameters.items()},
+        input_artifacts=dict(artifacts),
+        output_parameters=output_files,
+        output_artifacts=output_artifacts,
+        output_file=f"{outputs_dir}/_kfx/executor_output.json",
+        pipeline={
+            "pipeline_job_name": identity.run_id,
+            "pipeline_job_resource_name": f"{identity.dag_id}/{identity.run_id}",
+            "pipeline_job_uuid": identity.job_uuid,
+            "pipeline_task_name": identity.kfp_task_name,
+            "pipeline_task_uuid": identity.task_uuid,
+            "pipeline_job_create_time_utc": identity.create_time_utc,
+            "pipeline_job_schedule_time_utc": identity.schedule_time_utc,
+            "pipeline_root": pipeline_root,
+        },
+    )
+    where = f"{identity.kfp_path} ({pipeline.source_file})"
+    return ContainerInvocation(
+        image=container.image,
+        command=resolve_command_line(container.command, context, where=where),
+        args=resolve_command_line(container.args, context, where=where),
+        env=dict(container.env),
+        resources=_resolve_resources(container.resources, context, where),
+        context=context,
+        task_root=root,
+        output_parameter_files=output_files,
+        output_artifacts=output_artifacts,
+    )
+
+
+def _resolve_resources(resources: Resources, context: ExecutorContext, where: str) -> Resources:
+    """Resource values may be placeholders (``set_cpu_limit(pipeline_param)``)."""
+
+    def one(value: Any) -> Any:
+        if isinstance(value, str) and "{{$" in value:
+            resolved = resolve_command_line([value], context, where=where)
+            return resolved[0] if resolved else None
+        return value
+
+    accelerator = resources.accelerator
+    if accelerator is not None:
+        from dataclasses import replace
+
+        accelerator = replace(accelerator, type=one(accelerator.type), count=one(accelerator.count))
+    return Resources(
+        cpu_limit=one(resources.cpu_limit),
+        memory_limit=one(resources.memory_limit),
+        cpu_request=one(resources.cpu_request),
+        memory_request=one(resources.memory_request),
+        accelerator=accelerator,
+    )
+
+
+def executor_input_json(invocation: ContainerInvocation) -> str:
+    return json.dumps(build_executor_input(invocation.context))

@@ -1,0 +1,62 @@
+"""Reading a finished task's outputs back from the pipeline root."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+from airflow_kfx.executor import ArtifactRef, read_outputs
+from airflow_kfx.runtime.invocation import ContainerInvocation, artifact_descriptor
+from airflow_kfx.spec.model import Component
+
+
+def read_task_outputs(invocation: ContainerInvocation, component: Component) -> dict[str, Any]:
+    """``{"parameters": {...}, "artifacts": {name: [descriptor, ...]}}`` for XCom."""
+    parameter_files = dict(invocation.output_parameter_files)
+    executor_output = invocation.context.output_file
+    if _is_remote(invocation.task_root):
+        parameter_files, executor_output = _download(invocation, parameter_files, executor_output)
+    parameters, artifacts = read_outputs(
+        parameter_files,
+        {n: s.type.value for n, s in component.outputs.parameters.items()},
+        executor_output,
+        invocation.output_artifacts,
+    )
+    return {
+        "parameters": parameters,
+        "artifacts": {
+            name: [artifact_descriptor(ref) for ref in refs] for name, refs in artifacts.items()
+        },
+    }
+
+
+def _is_remote(uri: str) -> bool:
+    return "://" in uri and not uri.startswith("file://")
+
+
+def _download(
+    invocation: ContainerInvocation, parameter_files: dict[str, str], executor_output: str
+) -> tuple[dict[str, str], str]:
+    """Fetch the small output files through Airflow's object storage."""
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_kfx.executor import local_path_for_uri
+
+    pod_root = local_path_for_uri(invocation.task_root)
+    local_root = tempfile.mkdtemp(prefix="kfx-outputs-")
+
+    def fetch(pod_path: str) -> str:
+        relative = os.path.relpath(pod_path, pod_root)
+        target = os.path.join(local_root, relative)
+        source = ObjectStoragePath(f"{invocation.task_root}/{relative}")
+        if source.exists():
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with source.open("rb") as remote, open(target, "wb") as local:
+                local.write(remote.read())
+        return target
+
+    return {n: fetch(p) for n, p in parameter_files.items()}, fetch(executor_output)
+
+
+__all__ = ["ArtifactRef", "read_task_outputs"]

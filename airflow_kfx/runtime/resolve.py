@@ -1,0 +1,173 @@
+"""Resolve a planned task's :data:`~airflow_kfx.plan.Binding` values at run time.
+
+Pure logic over a :class:`Fetcher`, so it is tested without Airflow; the operator
+supplies a fetcher backed by XCom, DAG-run params and task states.
+
+Iteration paths: a task instance inside loops has a *path*, one index per
+enclosing loop (outermost first). Loop iterations tasks return records
+``{"path": [...], "item": ...}``; a mapped task's map index is the position of
+its record in its innermost loop's list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from airflow_kfx.exceptions import TaskRuntimeError
+from airflow_kfx.plan import (
+    Absent,
+    Binding,
+    FinalStatus,
+    LoopItem,
+    OneOf,
+    Output,
+    RunParam,
+    Selected,
+)
+from airflow_kfx.plan import Literal as LiteralValue
+
+UNMAPPED = -1
+
+
+class Missing(Exception):
+    """A value that was never produced (its producer was skipped or failed)."""
+
+
+class Fetcher(Protocol):
+    def task_result(self, task_id: str, map_index: int) -> Any:
+        """The ``return_value`` XCom of one task instance (None if absent)."""
+
+    def task_results(self, task_id: str, map_indexes: Sequence[int]) -> list[Any]:
+        """The ``return_value`` XComs of several instances of a mapped task."""
+
+    def run_param(self, name: str) -> Any:
+        """A pipeline parameter of this run; raises KeyError when not given."""
+
+    def task_states(self, task_ids: Sequence[str]) -> Mapping[str, str]:
+        """``{task_id or task_id_mapindex: state}`` for this run."""
+
+    def run_info(self) -> Mapping[str, str]:
+        """``{"dag_id", "run_id", ...}`` of this run, for PipelineTaskFinalStatus."""
+
+
+@dataclass
+class Resolver:
+    """Resolves bindings for one task instance (its loops and iteration path)."""
+
+    fetcher: Fetcher
+    loops: tuple[str, ...]
+    path: tuple[int, ...] = ()
+    _iterations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @classmethod
+    def for_instance(cls, fetcher: Fetcher, loops: tuple[str, ...], map_index: int) -> Resolver:
+        resolver = cls(fetcher, loops)
+        if loops:
+            records = resolver.iterations(loops[-1])
+            if not 0 <= map_index < len(records):
+                raise TaskRuntimeError(
+                    f"map index {map_index} is outside the {len(records)} iterations of {loops[-1]}"
+                )
+            resolver.path = tuple(records[map_index]["path"])
+        return resolver
+
+    # -- loops ------------------------------------------------------------------
+    def iterations(self, loop: str) -> list[dict[str, Any]]:
+        if loop not in self._iterations:
+            records = self.fetcher.task_result(loop, UNMAPPED)
+            self._iterations[loop] = list(records or [])
+        return self._iterations[loop]
+
+    def _map_index_of(self, loop: str, path: tuple[int, ...]) -> int:
+        for index, record in enumerate(self.iterations(loop)):
+            if tuple(record["path"]) == path:
+                return index
+        raise Missing(f"no iteration {list(path)} in {loop}")
+
+    # -- bindings ---------------------------------------------------------------
+    def resolve(self, binding: Binding) -> Any:
+        """The value, or raises :class:`Missing` when it was never produced."""
+        if isinstance(binding, LiteralValue):
+            return binding.value
+        if isinstance(binding, RunParam):
+            try:
+                return self.fetcher.run_param(binding.name)
+            except KeyError:
+                raise Missing(f"pipeline parameter '{binding.name}' was not given") from None
+        if isinstance(binding, Output):
+            return self._output(binding)
+        if isinstance(binding, LoopItem):
+            depth = self.loops.index(binding.loop) + 1
+            record = self.iterations(binding.loop)[self._map_index_of(binding.loop, self.path[:depth])]
+            return record["item"]
+        if isinstance(binding, OneOf):
+            for option in binding.options:
+                try:
+                    return self.resolve(option)
+                except Missing:
+                    continue
+            raise Missing("no branch of the dsl.OneOf produced a value")
+        if isinstance(binding, Selected):
+            from airflow_kfx.expressions import apply_selector
+
+            return apply_selector(binding.selector, self.resolve(binding.inner))
+        if isinstance(binding, FinalStatus):
+            return self._final_status(binding)
+        if isinstance(binding, Absent):
+            raise Missing("no value given")
+        raise TypeError(f"unknown binding {binding!r}")
+
+    def _output(self, binding: Output) -> Any:
+        shared = 0
+        for mine, theirs in zip(self.loops, binding.loops):
+            if mine != theirs:
+                break
+            shared += 1
+        kind = "artifacts" if binding.is_artifact else "parameters"
+        if len(binding.loops) == shared:
+            index = UNMAPPED if shared == 0 else self._map_index_of(binding.loops[-1], self.path[:shared])
+            result = self.fetcher.task_result(binding.task_id, index)
+            return _pick(result, kind, binding)
+        # dsl.Collected: every iteration of the producer's extra loops, in order.
+        prefix = self.path[:shared]
+        records = self.iterations(binding.loops[-1])
+        indexes = [i for i, r in enumerate(records) if tuple(r["path"][:shared]) == prefix]
+        results = self.fetcher.task_results(binding.task_id, indexes) if indexes else []
+        values: list[tuple[tuple[int, ...], Any]] = []
+        for index, result in zip(indexes, results):
+            try:
+                values.append((tuple(records[index]["path"][shared:]), _pick(result, kind, binding)))
+            except Missing:
+                continue  # an iteration that was skipped contributes nothing
+        return _nest(values, len(binding.loops) - shared)
+
+    def _final_status(self, binding: FinalStatus) -> dict[str, Any]:
+        states = self.fetcher.task_states(binding.task_ids)
+        failed = sorted(k for k, s in states.items() if s in ("failed", "upstream_failed"))
+        info = self.fetcher.run_info()
+        status: dict[str, Any] = {
+            "state": "FAILED" if failed else "SUCCEEDED",
+            "pipelineJobResourceName": info.get("run_id", ""),
+            "pipelineTaskName": binding.task_name,
+        }
+        if failed:
+            status["error"] = {"code": 2, "message": f"failed tasks: {', '.join(failed)}"}
+        return status
+
+
+def _pick(result: Any, kind: str, binding: Output) -> Any:
+    if not isinstance(result, Mapping) or binding.key not in result.get(kind, {}):
+        raise Missing(f"task '{binding.task_id}' produced no {kind[:-1]} '{binding.key}'")
+    return result[kind][binding.key]
+
+
+def _nest(values: list[tuple[tuple[int, ...], Any]], depth: int) -> list[Any]:
+    """Group (path suffix, value) pairs into nested lists, one level per loop."""
+    if depth <= 1:
+        return [value for _, value in values]
+    groups: dict[int, list[tuple[tuple[int, ...], Any]]] = {}
+    for path, value in values:
+        groups.setdefault(path[0], []).append((path[1:], value))
+    return [_nest(groups[key], depth - 1) for key in sorted(groups)]
