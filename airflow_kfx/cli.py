@@ -55,10 +55,11 @@ def validate_command(paths: Sequence[str]) -> int:
 
 def _check_one(path: Path) -> str | None:
     """One line describing the file's problem, or None."""
-    from airflow_kfx.loading import load_pipeline
+    from airflow_kfx.dag_builder import build_dag
+    from airflow_kfx.spec.loader import load_pipeline_file
 
     try:
-        load_pipeline(path)
+        build_dag(load_pipeline_file(path, use_cache=False))
     except KfxError as err:
         return str(err)
     except Exception as err:  # a bug in airflow-kfx: still one line, never a traceback

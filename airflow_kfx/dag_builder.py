@@ -11,6 +11,7 @@ from airflow_kfx.plan import CONDITION, EXECUTOR, ITERATIONS, Plan, PlannedTask,
 from airflow_kfx.spec.model import ParameterType, Pipeline, RetryPolicy
 
 RUN_STATUS_TASK = "kfx-run-status"
+WORKSPACE_TASK = "kfx-workspace"
 
 _JSON_SCHEMA_TYPES = {
     ParameterType.STRING: "string",
@@ -118,6 +119,14 @@ def _populate(dag: Any, plan: Plan, settings: KfxSettings) -> None:
     for planned in plan.tasks.values():
         for upstream in sorted(planned.upstream):
             operators[upstream] >> operators[planned.task_id]
+    for group_id, group in groups.items():
+        iterations = plan.groups[group_id].iterations_task
+        if iterations:
+            # What MappedTaskGroup.__exit__ does: Airflow finds the task to expand
+            # over through the group's upstream ids.
+            group.set_upstream(operators[iterations])
+    if workspace_config(plan.pipeline) is not None:
+        _add_workspace(dag, plan, operators, settings)
     if plan.has_all_done_tasks:
         from airflow_kfx.operators.control import KfxRunStatusOperator
 
@@ -130,6 +139,31 @@ def _populate(dag: Any, plan: Plan, settings: KfxSettings) -> None:
         )
         for operator in operators.values():
             operator >> watcher
+
+
+def workspace_config(pipeline: Pipeline) -> Any:
+    platform = pipeline.platform
+    config = platform.pipeline_config if platform is not None else None
+    return config.workspace if config is not None else None
+
+
+def _add_workspace(dag: Any, plan: Plan, operators: dict[str, Any], settings: KfxSettings) -> None:
+    """``dsl.WorkspaceConfig``: a volume created before any task and removed after all."""
+    from airflow_kfx.operators.control import KfxWorkspaceOperator
+
+    setup = KfxWorkspaceOperator(
+        task_id=WORKSPACE_TASK, dag=dag, kfx_pipeline=plan.pipeline, kfx_settings=settings,
+        doc_md="Creates this run's KFP workspace volume.",
+    ).as_setup()
+    teardown = KfxWorkspaceOperator(
+        task_id=WORKSPACE_TASK + "-cleanup", dag=dag, kfx_pipeline=plan.pipeline, kfx_settings=settings,
+        remove=True, doc_md="Removes this run's KFP workspace volume.",
+    ).as_teardown(setups=setup)
+    for operator in operators.values():
+        if not operator.upstream_task_ids:
+            setup >> operator
+        if not operator.downstream_task_ids:
+            operator >> teardown
 
 
 def _make_operator(dag: Any, plan: Plan, planned: PlannedTask, group: Any, settings: KfxSettings) -> Any:

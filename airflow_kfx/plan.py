@@ -378,12 +378,8 @@ class _Planner:
     def _input_binding(self, scope: _Scope, task: Task, name: str) -> Binding:
         task_input = task.inputs.get(name)
         if task_input is None:
-            component = self.pipeline.components[task.component]
-            spec = component.inputs.parameters.get(name)
-            if task.iterator is not None and name == task.iterator.item_input:
-                return Absent()  # provided per iteration inside the loop scope
-            if spec is not None and spec.has_default:
-                return Literal(spec.default)
+            # Not passed: the component's default applies where it runs (KFP's
+            # driver fills it in without making the input "present" for IfPresent).
             return Absent()
         binding = self._source_binding(scope, task_input.source, task_input.is_artifact)
         if task_input.selector:
@@ -498,9 +494,10 @@ def _collect_sources(value: Any, found: list[Any]) -> None:
 
 
 def _input_names(task: Task, component: Component) -> list[str]:
-    """Inputs the executor declares, in declaration order (given or defaulted)."""
+    """Declared inputs in declaration order, then undeclared ones the task passes
+    (the SDK passes e.g. resource-setting parameters that only placeholders read)."""
     names = list(component.inputs.parameters) + list(component.inputs.artifacts)
-    return names
+    return names + [name for name in task.inputs if name not in names]
 
 
 def _replace_gates(scope: _Scope, gates: tuple[Output, ...]) -> _Scope:

@@ -10,7 +10,7 @@ def get_provider_info() -> dict[str, Any]:
     from airflow_kfx.config import OPTIONS, SECTION
 
     return {
-        "package-name": "airflow-provider-kfx",
+        "package-name": "airflow-kfx",
         "name": "Kubeflow Pipelines (airflow-kfx)",
         "description": "Run compiled Kubeflow Pipelines on Airflow as KubernetesPodOperator tasks.",
         "versions": [__version__],

@@ -29,6 +29,20 @@ from airflow_kfx.runtime.resolve import Missing
 from airflow_kfx.spec.model import Pipeline
 
 
+class SymbolicMetadata(dict):
+    """Metadata of an artifact produced at run time: every key is a stand-in."""
+
+    def __init__(self, owner: str) -> None:
+        super().__init__()
+        self.owner = owner
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __missing__(self, key: str) -> str:
+        return f"<metadata '{key}' of {self.owner}>"
+
+
 class SymbolicResolver:
     """Resolves what is known before a run; names everything else."""
 
@@ -42,6 +56,10 @@ class SymbolicResolver:
         if isinstance(binding, Literal):
             return binding.value
         if isinstance(binding, RunParam):
+            if binding.name in self.plan.pipeline.root.inputs.artifacts:
+                uri = self.params.get(binding.name) or f"<URI of pipeline input artifact '{binding.name}'>"
+                owner = f"pipeline input artifact '{binding.name}'"
+                return {"name": binding.name, "uri": uri, "metadata": SymbolicMetadata(owner)}
             if binding.name in self.params:
                 return self.params[binding.name]
             spec = self.plan.pipeline.root.inputs.parameters.get(binding.name)
@@ -52,7 +70,8 @@ class SymbolicResolver:
             producer = self.plan.tasks[binding.task_id]
             if binding.is_artifact:
                 uri = f"{self.pipeline_root.rstrip('/')}/{self.dag_id}/<run_id>/{producer.kfp_path}/<map_index>/{binding.key}"
-                return {"name": binding.key, "uri": uri, "schemaTitle": "system.Artifact", "metadata": {}}
+                owner = f"artifact '{binding.key}' of task '{producer.kfp_path}'"
+                return {"name": binding.key, "uri": uri, "schemaTitle": "system.Artifact", "metadata": SymbolicMetadata(owner)}
             return f"<output '{binding.key}' of task '{producer.kfp_path}'>"
         if isinstance(binding, LoopItem):
             return f"<item of loop '{self.plan.tasks[binding.loop].kfp_path}'>"
@@ -110,16 +129,18 @@ def render_pod(task: Any, params: Mapping[str, Any]) -> Any:
     component = component_of(pipeline, planned)
     parameters: dict[str, Any] = {}
     artifacts: dict[str, list[dict[str, Any]]] = {}
+    symbolic: set[str] = set()
     for name, binding in planned.inputs.items():
         try:
             value = resolver.resolve(binding)
         except Missing:
             continue
         spec = component.inputs.parameters.get(name)
-        if spec is None:
+        if name in component.inputs.artifacts:
             artifacts[name] = flatten_artifacts(value)
-        elif isinstance(value, str) and value.startswith("<"):
+        elif spec is None or (isinstance(value, str) and value.startswith("<")):
             parameters[name] = value  # symbolic: shown as is
+            symbolic.add(name)
         else:
             parameters[name] = coerce_parameter(value, spec.type, name)
     task._platform_values = []
@@ -139,7 +160,7 @@ def render_pod(task: Any, params: Mapping[str, Any]) -> Any:
         schedule_time_utc="<run schedule time>",
         symbolic=True,
     )
-    task.prepare(parameters, artifacts, identity)
+    task.prepare(parameters, artifacts, identity, frozenset(symbolic))
     return task.build_pod_request_obj(None, dry_run=True)
 
 

@@ -8,14 +8,16 @@ fills KFP's placeholders, builds the pod with the provider's own
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_kfx.config import KfxSettings, config_value
+from airflow_kfx.dag_builder import workspace_config
 from airflow_kfx.exceptions import TaskRuntimeError
 from airflow_kfx.operators.context import (
     component_of,
@@ -64,7 +66,9 @@ class KfxContainerOperator(KubernetesPodOperator):
             arguments=[str(a) if not isinstance(a, str) else a for a in container.args],
             name=_pod_name(kfx_task.name),
             base_container_name=MAIN_CONTAINER,
-            do_xcom_push=False,
+            # Our outputs are the XCom (returned by execute); KPO's own XCom
+            # sidecar is switched off around its calls (see _without_sidecar).
+            do_xcom_push=True,
             get_logs=True,
             on_finish_action="delete_pod",
             labels={"kfx/pipeline": _label(kfx_pipeline.name), "kfx/task": _label(kfx_task.name)},
@@ -75,6 +79,7 @@ class KfxContainerOperator(KubernetesPodOperator):
         self.kfx_settings = kfx_settings
         self._platform_values: list[tuple[Any, Any]] = []
         self._invocation: Any = None
+        self._workspace_claim: str | None = None
 
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
         # User values are data, never Jinja templates: leave every field as compiled.
@@ -107,12 +112,19 @@ class KfxContainerOperator(KubernetesPodOperator):
             pod = self.build_pod_request_obj(context, dry_run=True)
             run_pod_locally(pod, container_name=MAIN_CONTAINER, log=self.log.info)
         elif runtime == "kubernetes":
-            super().execute(context)
+            with self._without_sidecar():
+                super().execute(context)
         else:
             raise TaskRuntimeError(f"unknown [kfx] runtime '{runtime}'; use 'kubernetes' or 'local'")
         return self.collect_outputs()
 
-    def prepare(self, parameters: Mapping[str, Any], artifacts: Mapping[str, Any], identity: Any) -> None:
+    def prepare(
+        self,
+        parameters: Mapping[str, Any],
+        artifacts: Mapping[str, Any],
+        identity: Any,
+        symbolic: frozenset[str] = frozenset(),
+    ) -> None:
         """Resolve placeholders and set what ``build_pod_request_obj`` reads."""
         from airflow_kfx.runtime.invocation import artifact_ref, prepare_container
 
@@ -126,8 +138,14 @@ class KfxContainerOperator(KubernetesPodOperator):
             artifacts={name: [artifact_ref(d, name) for d in refs] for name, refs in artifacts.items()},
             identity=identity,
             pipeline_root=self.pipeline_root(),
+            symbolic=symbolic,
         )
         self._invocation = invocation
+        self._workspace_claim = None
+        if workspace_config(self.kfx_pipeline) is not None:
+            from airflow_kfx.runtime.pvc import workspace_claim_name
+
+            self._workspace_claim = "<run workspace claim>" if identity.symbolic else workspace_claim_name(identity)
         self.image = invocation.image
         self.cmds = invocation.command
         self.arguments = invocation.args
@@ -140,7 +158,8 @@ class KfxContainerOperator(KubernetesPodOperator):
     def build_pod_request_obj(self, context: Any = None, *, dry_run: bool = False) -> Any:
         from airflow_kfx.pod.builder import finish_pod
 
-        pod = super().build_pod_request_obj(context, dry_run=dry_run)
+        with self._without_sidecar():
+            pod = super().build_pod_request_obj(context, dry_run=dry_run)
         return finish_pod(
             pod,
             pipeline=self.kfx_pipeline,
@@ -148,8 +167,19 @@ class KfxContainerOperator(KubernetesPodOperator):
             platform_values=self._platform_values,
             pipeline_root=self.pipeline_root(),
             artifact_volume=config_value("artifact_volume", self.kfx_settings.artifact_volume),
+            workspace_claim=self._workspace_claim,
             container_name=MAIN_CONTAINER,
         )
+
+    @contextlib.contextmanager
+    def _without_sidecar(self) -> Iterator[None]:
+        """KPO reads ``do_xcom_push`` to add its XCom sidecar; we read outputs
+        from the pipeline root instead (any image works, no shell needed)."""
+        saved, self.do_xcom_push = self.do_xcom_push, False
+        try:
+            yield
+        finally:
+            self.do_xcom_push = saved
 
     def collect_outputs(self) -> dict[str, Any]:
         from airflow_kfx.runtime.outputs import read_task_outputs
@@ -195,7 +225,7 @@ def accelerator_resource(accelerator_type: str) -> str:
     The SDK accepts Kubernetes names ('nvidia.com/gpu') and Vertex AI names
     ('NVIDIA_TESLA_T4', 'TPU_V3'); the latter map to the device plugin's resource.
     """
-    if "/" in accelerator_type:
+    if "/" in accelerator_type or accelerator_type.startswith("<"):  # "<...>": kfx render's stand-in
         return accelerator_type
     upper = accelerator_type.upper()
     if upper.startswith("NVIDIA") or upper == "GPU":

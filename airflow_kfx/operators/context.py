@@ -103,10 +103,12 @@ def resolve_inputs(
                     ) from None
                 continue
             value = fallback
-        if spec is not None:
-            parameters[name] = coerce_parameter(value, spec.type, name)
-        else:
+        if name in component.inputs.artifacts:
             artifacts[name] = flatten_artifacts(value)
+        elif spec is not None:
+            parameters[name] = coerce_parameter(value, spec.type, name)
+        else:  # undeclared (read only by placeholders): passed as given
+            parameters[name] = value
     return parameters, artifacts
 
 
@@ -114,8 +116,9 @@ _ABSENT = object()
 
 
 def _fallback(component: Component, name: str, binding: Binding, upstream_may_fail: bool) -> Any:
+    """An upstream that failed before an all-done task leaves its input to the default."""
     spec = component.inputs.parameters.get(name)
-    if spec is not None and spec.has_default and (upstream_may_fail or isinstance(binding, Absent)):
+    if spec is not None and spec.has_default and upstream_may_fail and not isinstance(binding, Absent):
         return spec.default
     return _ABSENT
 

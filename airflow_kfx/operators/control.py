@@ -229,3 +229,33 @@ class KfxBrokenPipelineOperator(BaseOperator):
 
     def execute(self, context: Any) -> None:
         raise AirflowFailException(self.message)
+
+
+class KfxWorkspaceOperator(BaseOperator):
+    """Creates (setup) or removes (teardown) the run's KFP workspace volume."""
+
+    ui_color = "#ede7f6"
+    template_fields: tuple[str, ...] = ()
+
+    def __init__(self, *, kfx_pipeline: Pipeline, kfx_settings: KfxSettings, remove: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kfx_pipeline, self.kfx_settings, self.remove = kfx_pipeline, kfx_settings, remove
+
+    def execute(self, context: Any) -> None:
+        from airflow_kfx.runtime.pvc import create_workspace, delete_claim, workspace_claim_name
+
+        identity = workspace_identity(context)
+        runtime = config_value("runtime", self.kfx_settings.runtime)
+        if self.remove:
+            delete_claim(workspace_claim_name(identity), runtime=runtime, settings=self.kfx_settings, log=self.log)
+            return
+        workspace = self.kfx_pipeline.platform.pipeline_config.workspace
+        create_workspace(workspace, identity, runtime=runtime, settings=self.kfx_settings, log=self.log)
+
+
+def workspace_identity(context: Any) -> Any:
+    """The run identity that names the run's workspace (same for every task)."""
+    from airflow_kfx.runtime.invocation import RunIdentity
+
+    ti = context["ti"]
+    return RunIdentity(dag_id=ti.dag_id, run_id=ti.run_id, task_id="", kfp_task_name="", kfp_path="")

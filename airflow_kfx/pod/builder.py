@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from airflow_kfx.exceptions import TaskRuntimeError
 from airflow_kfx.plan import PlannedTask
 from airflow_kfx.spec.model import Constant, Pipeline
 
 ARTIFACT_VOLUME_NAME = "kfx-pipeline-root"
+WORKSPACE_VOLUME_NAME = "kfp-workspace"
 
 
 def artifact_mount_path(pipeline_root: str) -> str:
@@ -36,6 +38,7 @@ def finish_pod(
     pipeline_root: str,
     artifact_volume: str | None,
     container_name: str,
+    workspace_claim: str | None = None,
 ) -> Any:
     from kubernetes.client import models as k8s
 
@@ -53,22 +56,24 @@ def finish_pod(
             # Not resolved yet (kfx render): show where the value will come from.
             return f"<run-time value of {_describe(source)}>"
 
-        pod = apply_executor_config(pod, config, resolve, container_name=container_name)
+        try:
+            pod = apply_executor_config(pod, config, resolve, container_name=container_name)
+        except TaskRuntimeError:
+            if not any(_is_stand_in(v) for _, v in platform_values):
+                raise
+            # kfx render: a stand-in cannot fill a JSON-valued setting (tolerationJson,
+            # nodeSelectorJson, …); leave such settings out of the rendered pod.
+            def resolve_known(source: Any) -> Any:
+                value = resolve(source)
+                return None if _is_stand_in(value) else value
+
+            pod = apply_executor_config(pod, config, resolve_known, container_name=container_name)
+    if workspace_claim:
+        from airflow_kfx.executor import WORKSPACE_MOUNT_PATH
+
+        _mount_claim(pod, WORKSPACE_VOLUME_NAME, workspace_claim, WORKSPACE_MOUNT_PATH, container_name)
     if artifact_volume:
-        mount_path = artifact_mount_path(pipeline_root)
-        pod.spec.volumes = [
-            *(pod.spec.volumes or []),
-            k8s.V1Volume(
-                name=ARTIFACT_VOLUME_NAME,
-                persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(claim_name=artifact_volume),
-            ),
-        ]
-        for container in pod.spec.containers:
-            if container.name == container_name:
-                container.volume_mounts = [
-                    *(container.volume_mounts or []),
-                    k8s.V1VolumeMount(name=ARTIFACT_VOLUME_NAME, mount_path=mount_path),
-                ]
+        _mount_claim(pod, ARTIFACT_VOLUME_NAME, artifact_volume, artifact_mount_path(pipeline_root), container_name)
     pod.metadata.annotations = {
         **(pod.metadata.annotations or {}),
         "kfx/pipeline": pipeline.name,
@@ -76,6 +81,28 @@ def finish_pod(
         "kfx/pipeline-digest": pipeline.digest,
     }
     return pod
+
+
+def _is_stand_in(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith("<")
+
+
+def _mount_claim(pod: Any, volume_name: str, claim: str, mount_path: str, container_name: str) -> None:
+    from kubernetes.client import models as k8s
+
+    pod.spec.volumes = [
+        *(pod.spec.volumes or []),
+        k8s.V1Volume(
+            name=volume_name,
+            persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(claim_name=claim),
+        ),
+    ]
+    for container in pod.spec.containers:
+        if container.name == container_name:
+            container.volume_mounts = [
+                *(container.volume_mounts or []),
+                k8s.V1VolumeMount(name=volume_name, mount_path=mount_path),
+            ]
 
 
 def _describe(source: Any) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_kfx.executor import (
+    WORKSPACE_MOUNT_PATH,
     ArtifactRef,
     ExecutorContext,
     build_executor_input,
@@ -84,13 +85,18 @@ class ContainerInvocation:
 def artifact_ref(descriptor: Mapping[str, Any], name: str | None = None) -> ArtifactRef:
     """An artifact as it travels in XCom → the executor's view of it."""
     uri = str(descriptor.get("uri", ""))
+    metadata = descriptor.get("metadata")
+    if metadata is None:
+        metadata = {}
+    elif not isinstance(metadata, dict):  # keep dict subclasses (kfx render's stand-ins)
+        metadata = dict(metadata)
     return ArtifactRef(
         name=name or str(descriptor.get("name", "")),
         uri=uri,
-        path=local_path_for_uri(uri),
+        path=local_path_for_uri(uri, metadata),
         schema_title=str(descriptor.get("schemaTitle", "system.Artifact")),
         schema_version=str(descriptor.get("schemaVersion", "0.0.1")),
-        metadata=dict(descriptor.get("metadata") or {}),
+        metadata=metadata,
     )
 
 
@@ -114,8 +120,13 @@ def prepare_container(
     artifacts: Mapping[str, Sequence[ArtifactRef]],
     identity: RunIdentity,
     pipeline_root: str,
+    symbolic: frozenset[str] = frozenset(),
 ) -> ContainerInvocation:
-    """Resolve placeholders and decide where every output goes."""
+    """Resolve placeholders and decide where every output goes.
+
+    ``symbolic``: inputs whose values are ``<...>`` stand-ins (``kfx render``),
+    formatted as text whatever their declared type.
+    """
     root = task_root(pipeline_root, identity)
     outputs_dir = local_path_for_uri(root)
     output_files = {
@@ -135,7 +146,12 @@ def prepare_container(
     }
     context = ExecutorContext(
         input_parameters=dict(parameters),
-        input_parameter_types={n: s.type.value for n, s in component.inputs.parameters.items()},
+        input_parameter_types={
+            n: "STRING" if n in symbolic else s.type.value for n, s in component.inputs.parameters.items()
+        },
+        input_parameter_defaults={
+            n: s.default for n, s in component.inputs.parameters.items() if s.has_default
+        },
         input_artifacts=dict(artifacts),
         output_parameters=output_files,
         output_artifacts=output_artifacts,
@@ -149,6 +165,8 @@ def prepare_container(
             "pipeline_job_create_time_utc": identity.create_time_utc,
             "pipeline_job_schedule_time_utc": identity.schedule_time_utc,
             "pipeline_root": pipeline_root,
+            # dsl.WorkspaceConfig: the run's shared volume, mounted at /kfp-workspace
+            "workspace_path": WORKSPACE_MOUNT_PATH,
         },
     )
     where = f"{identity.kfp_path} ({pipeline.source_file})"

@@ -36,6 +36,14 @@ def run_pod_locally(
     if container is None:
         raise TaskRuntimeError(f"the pod has no container named '{container_name}'")
     argv = [*(container.command or []), *(container.args or [])]
+    lightweight_env: dict[str, str] = {}
+    from airflow_kfx.runtime.python_env import environment_for, parse_lightweight
+
+    lightweight = parse_lightweight(argv)
+    if lightweight is not None:
+        # Requirements are installed once into a cached venv; run the program directly.
+        lightweight_env = environment_for(lightweight, log)
+        argv = list(lightweight.run_argv)
     if not argv:
         raise TaskRuntimeError(
             f"image '{container.image}' runs its own entrypoint, which the local runtime cannot know; "
@@ -69,6 +77,7 @@ def run_pod_locally(
                 )
             continue  # fieldRef (pod name, namespace, …) has no local meaning: left unset
         env[variable.name] = variable.value or ""
+    env.update(lightweight_env)
     env.update(extra_env or {})
     workdir = container.working_dir or tempfile.mkdtemp(prefix="kfx-task-")
     log(f"local runtime: running {argv[0]!r} with {len(argv) - 1} argument(s) in {workdir}")

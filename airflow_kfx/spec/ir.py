@@ -359,7 +359,7 @@ def parse_value_source(node: Node, *, artifact: bool = False) -> ValueSource:
     if node.has("runtimeValue"):
         runtime = node.child("runtimeValue")
         if runtime.has("constant"):
-            return Constant(runtime.get("constant"))
+            return Constant(_legacy_value(runtime.get("constant")))
         if runtime.has("constantValue"):
             return Constant(_legacy_value(runtime.get("constantValue")))
         runtime.fail("a runtimeValue needs 'constant'")
@@ -477,10 +477,6 @@ def _parse_importer(node: Node) -> Importer:
         artifact_uri = Constant(_legacy_value(uri.get("constantValue")))
     else:
         uri.fail("importer artifactUri needs 'constant' or 'runtimeParameter'")
-    if node.get("downloadToWorkspace"):
-        node.child("downloadToWorkspace").unsupported(
-            "importer downloadToWorkspace", "importing into a KFP workspace volume is not supported yet"
-        )
     schema = node.required("typeSchema", Mapping)
     return Importer(
         artifact_uri=artifact_uri,
@@ -488,6 +484,7 @@ def _parse_importer(node: Node) -> Importer:
         schema_version=schema.optional("schemaVersion", str, "0.0.1"),
         metadata=dict(node.optional("metadata", Mapping, {})),
         reimport=bool(node.get("reimport", False)),
+        download_to_workspace=bool(node.get("downloadToWorkspace", False)),
     )
 
 

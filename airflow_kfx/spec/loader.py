@@ -162,7 +162,9 @@ def cache_dir() -> Path:
 
 def _cache_path(digest: str, file: str) -> Path:
     # The file label is part of the key: error locations and source_file name it.
-    key = hashlib.sha256(f"{MODEL_VERSION}\0{digest}\0{file}".encode()).hexdigest()
+    from airflow_kfx import __version__
+
+    key = hashlib.sha256(f"{__version__}\0{MODEL_VERSION}\0{digest}\0{file}".encode()).hexdigest()
     return cache_dir() / f"{key}.pickle"
 
 

@@ -298,6 +298,8 @@ class Importer:
     schema_version: str = "0.0.1"
     metadata: Mapping[str, Any] = field(default_factory=dict)
     reimport: bool = False
+    # Copy the artifact into the run's KFP workspace (dsl.WorkspaceConfig).
+    download_to_workspace: bool = False
 
 
 class PvcAction(enum.Enum):

@@ -10,11 +10,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_kfx.exceptions import SpecError
+from airflow_kfx.exceptions import SpecError, UnsupportedFeatureError
 from airflow_kfx.spec.model import (
     ArtifactIterator,
     Component,
     ComponentInput,
+    Executor,
     Constant,
     Location,
     ParameterIterator,
@@ -38,6 +39,8 @@ def validate_pipeline(pipeline: Pipeline) -> None:
                 "which is not in deploymentSpec.executors",
             )
     _check_component_recursion(pipeline)
+    for executor in pipeline.executors.values():
+        _check_placeholders(executor)
 
 
 def _fail(location: Location, message: str, suffix: str = "") -> None:
@@ -82,12 +85,9 @@ def _check_task_inputs(pipeline: Pipeline, dag_component: Component, task: Task,
         where = f"inputs.{'artifacts' if task_input.is_artifact else 'parameters'}.{name}"
         if task_input.is_artifact and name not in declared.artifacts:
             _fail(task.location, f"task '{task.name}' passes artifact '{name}', which component '{component.name}' does not declare", where)
-        if not task_input.is_artifact and name not in declared.parameters:
-            # The SDK passes extra 'pipelinechannel--*' inputs to executors whose
-            # placeholders embed them (e.g. GCPC custom jobs); KFP ignores them.
-            if name.startswith("pipelinechannel--"):
-                continue
-            _fail(task.location, f"task '{task.name}' passes parameter '{name}', which component '{component.name}' does not declare", where)
+        # Parameters a component does not declare are allowed: the SDK passes
+        # 'pipelinechannel--*' values and resource-setting parameters that only
+        # placeholders (e.g. resourceCpuLimit) read, and KFP accepts them.
         source = task_input.source
         if isinstance(source, ComponentInput):
             inputs = dag_component.inputs
@@ -104,7 +104,7 @@ def _check_task_inputs(pipeline: Pipeline, dag_component: Component, task: Task,
                 if source.output_key not in names:
                     kind = "artifact" if task_input.is_artifact else "parameter"
                     _fail(task.location, f"task '{task.name}' reads {kind} '{source.output_key}' of task '{source.producer_task}', which has no such output", where)
-        elif isinstance(source, Constant) and not task_input.is_artifact:
+        elif isinstance(source, Constant) and name in declared.parameters:
             spec = declared.parameters[name]
             problem = _type_problem(source.value, spec.type)
             if problem:
@@ -168,6 +168,28 @@ def _check_component_recursion(pipeline: Pipeline) -> None:
             visit(pipeline.components[task.component], (*trail, task.component))
 
     visit(pipeline.root, ("root",))
+
+
+def _check_placeholders(executor: Executor) -> None:
+    """Placeholders only Vertex AI resolves (e.g. ``{{$.json_escape[1]}}``) are refused up front."""
+    from airflow_kfx.placeholders import PlaceholderError, list_placeholders, parse_placeholder
+
+    container = executor.container
+    if container is None:
+        return
+    for token in sorted(list_placeholders([*container.command, *container.args])):
+        try:
+            parse_placeholder(token)
+        except PlaceholderError:
+            location = executor.location
+            raise UnsupportedFeatureError(
+                f"placeholder {token.split('[')[0].rstrip('}')}}}}}",
+                f"executor '{executor.label}' uses the placeholder {token}, which only Vertex AI "
+                "Pipelines resolves",
+                file=location.file,
+                yaml_path=f"{location.yaml_path}.container",
+                line=location.line,
+            ) from None
 
 
 def _type_problem(value: Any, parameter_type: ParameterType) -> str | None:

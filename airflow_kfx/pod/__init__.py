@@ -1,0 +1,1 @@
+"""Building Kubernetes pods for airflow-kfx tasks (imports the kubernetes client)."""
