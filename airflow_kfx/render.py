@@ -69,7 +69,13 @@ class SymbolicResolver:
         if isinstance(binding, Output):
             producer = self.plan.tasks[binding.task_id]
             if binding.is_artifact:
-                uri = f"{self.pipeline_root.rstrip('/')}/{self.dag_id}/<run_id>/{producer.kfp_path}/<map_index>/{binding.key}"
+                from airflow_kfx.runtime.invocation import RunIdentity, task_root
+
+                identity = RunIdentity(
+                    dag_id=self.dag_id, run_id="<run_id>", task_id=producer.task_id, kfp_task_name=producer.name,
+                    kfp_path=producer.kfp_path, map_index=0 if producer.loops else -1, symbolic=True,
+                )
+                uri = f"{task_root(self.pipeline_root, identity)}/{binding.key}"
                 owner = f"artifact '{binding.key}' of task '{producer.kfp_path}'"
                 return {"name": binding.key, "uri": uri, "schemaTitle": "system.Artifact", "metadata": SymbolicMetadata(owner)}
             return f"<output '{binding.key}' of task '{producer.kfp_path}'>"

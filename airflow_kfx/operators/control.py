@@ -136,6 +136,13 @@ class KfxImporterOperator(KfxOperatorMixin, BaseOperator):
         component = component_of(self.kfx_pipeline, planned)
         importer = self.kfx_pipeline.executors[planned.executor].importer  # type: ignore[index]
         assert importer is not None
+        if importer.download_to_workspace:
+            # KFP downloads the artifact into the run's workspace volume from a launcher
+            # pod; airflow-kfx has no such pod yet, so say so instead of skipping the copy.
+            raise TaskRuntimeError(
+                f"importer '{planned.kfp_path}': downloadToWorkspace is not supported yet; "
+                "import without it and copy the artifact in a component"
+            )
         parameters, _ = resolve_inputs(resolver, planned, component, upstream_may_fail=planned.all_done)
         if isinstance(importer.artifact_uri, ComponentInput):
             uri = parameters.get(importer.artifact_uri.name)

@@ -1,0 +1,47 @@
+# One-command set-up on a fresh machine: `make demo` runs the main job, `make test` the tests.
+# Everything installs into .venv (runtime) and .venv-kfp (the KFP SDK, for compiling
+# fixtures and cross-checks only: it pins an older kubernetes/protobuf than Airflow).
+
+PYTHON ?= python3
+VENV := .venv
+KFP_VENV := .venv-kfp
+UV := $(VENV)/bin/uv
+
+.PHONY: setup test test-fast demo compile-fixtures bench clean
+
+setup: $(VENV)/.installed $(KFP_VENV)/.installed
+
+$(VENV)/.installed: requirements/constraints.txt pyproject.toml
+	$(PYTHON) -m venv --clear $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
+	$(UV) pip install --quiet --python $(VENV)/bin/python -r requirements/constraints.txt
+	$(UV) pip install --quiet --python $(VENV)/bin/python --no-deps -e .
+	touch $@
+
+$(KFP_VENV)/.installed: requirements/kfp-tools.txt $(VENV)/.installed
+	$(UV) venv --quiet --clear --python $(VENV)/bin/python $(KFP_VENV)
+	$(UV) pip install --quiet --python $(KFP_VENV)/bin/python -r requirements/kfp-tools.txt
+	touch $@
+
+# The README's test command (CI runs it): every test, slow end-to-end runs included.
+test: setup
+	$(VENV)/bin/python -m pytest
+
+# Everything but the end-to-end pipeline runs.
+test-fast: setup
+	$(VENV)/bin/python -m pytest -m "not slow"
+
+# The main job on the embedded default: validate the example pipelines and write
+# the Pod each task would submit to a cluster.
+demo: setup
+	$(VENV)/bin/kfx validate dags/
+	$(VENV)/bin/kfx render dags/pipelines/hello_world.yaml -p recipient=Airflow -o build/pods
+
+compile-fixtures: $(KFP_VENV)/.installed
+	$(KFP_VENV)/bin/python tools/compile_fixtures.py
+
+bench: setup
+	$(VENV)/bin/python bench/load_corpus.py
+
+clean:
+	rm -rf $(VENV) $(KFP_VENV) build
