@@ -24,7 +24,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     render.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
     render.add_argument("-o", "--output", required=True, metavar="DIR")
 
+    run = commands.add_parser("run", help="run a pipeline once through Airflow (embedded default)")
+    run.add_argument("path", metavar="PATH")
+    run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
+    run.add_argument("--runtime", choices=["local", "kubernetes"])
+    run.add_argument("--experiment", metavar="NAME")
+    run.add_argument("--no-cache", action="store_true", help="do not reuse results of earlier runs")
+    run.add_argument("--json", dest="json_file", metavar="FILE", help="write the run summary as JSON")
+
     args = parser.parse_args(argv)
+    if args.command == "run":
+        from airflow_kfx.run import RunRequest, run as run_pipeline
+
+        return run_pipeline(RunRequest(args.path, args.param, args.runtime, args.experiment, args.no_cache, args.json_file))
     if args.command == "validate":
         return validate_command(args.paths)
     if args.command == "render":

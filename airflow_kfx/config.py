@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 SECTION = "kfx"
+# DAG-run param that switches KFP caching off for one run (``kfx run --no-cache``).
+CACHE_PARAM = "kfx_cache"
 
 # name → (default, description); also the provider's config metadata.
 OPTIONS: dict[str, tuple[str, str]] = {

@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from airflow_kfx.config import KfxSettings
+from airflow_kfx.config import CACHE_PARAM, KfxSettings
 from airflow_kfx.plan import CONDITION, EXECUTOR, ITERATIONS, Plan, PlannedTask, build_plan
 from airflow_kfx.spec.model import ParameterType, Pipeline, RetryPolicy
 
@@ -71,6 +71,11 @@ def pipeline_params(pipeline: Pipeline) -> dict[str, Any]:
             params[name] = Param(None, type=[schema_type, "null"], **kwargs)
         else:
             params[name] = Param(type=schema_type, **kwargs)
+    params[CACHE_PARAM] = Param(
+        True,
+        type="boolean",
+        description="Reuse the outputs of earlier identical task executions (KFP caching); false runs every task.",
+    )
     for name, artifact in pipeline.root.inputs.artifacts.items():
         params[name] = Param(
             None if artifact.optional else "",

@@ -31,8 +31,13 @@ class RunResult:
         return [self.results[(task_id, i)]["parameters"][name] for i in indexes]
 
 
-def run_pipeline(pipeline: Path, dags_folder: Path, conf: dict[str, Any] | None = None, **load_kwargs: Any) -> RunResult:
-    """Load ``pipeline`` the way a DAG folder does and run it once with ``dag.test()``."""
+def run_pipeline(
+    pipeline: Path, dags_folder: Path, conf: dict[str, Any] | None = None, *, cache: bool = False, **load_kwargs: Any
+) -> RunResult:
+    """Load ``pipeline`` the way a DAG folder does and run it once with ``dag.test()``.
+
+    KFP caching is off unless ``cache=True``, so each test sees its tasks really run.
+    """
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
@@ -44,7 +49,7 @@ def run_pipeline(pipeline: Path, dags_folder: Path, conf: dict[str, Any] | None 
     loader = dags_folder / f"kfx_{hashlib.sha1(str(pipeline).encode()).hexdigest()[:10]}.py"
     loader.write_text(f"from airflow_kfx import load_pipeline\ndag = load_pipeline({str(pipeline)!r})\n")
     dag = load_pipeline(pipeline, **load_kwargs)
-    dag_run = dag.test(run_conf=conf)
+    dag_run = dag.test(run_conf={"kfx_cache": cache, **(conf or {})})
     with create_session() as session:
         tis = session.query(TaskInstance).filter(
             TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == dag_run.run_id

@@ -16,7 +16,7 @@ from typing import Any
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
-from airflow_kfx.config import KfxSettings, config_value
+from airflow_kfx.config import CACHE_PARAM, KfxSettings, config_value
 from airflow_kfx.dag_builder import workspace_config
 from airflow_kfx.exceptions import TaskRuntimeError
 from airflow_kfx.operators.context import (
@@ -101,6 +101,14 @@ class KfxContainerOperator(KubernetesPodOperator):
 
             if not evaluate_condition(planned.condition, parameters):
                 raise AirflowSkipException(f"condition is false: {planned.condition}")
+        cache_key = self._cache_key(context, component, parameters, artifacts)
+        if cache_key:
+            from airflow_kfx.runtime import cache
+
+            cached = cache.lookup(self.pipeline_root(), cache_key)
+            if cached is not None:
+                self.log.info("Cache hit (%s): reusing the outputs of an earlier execution", cache_key[:12])
+                return {**cached, "cache_hit": True}
         self._platform_values = []
         for source, binding in planned.platform_inputs:
             self._platform_values.append((source, resolver.resolve(binding)))
@@ -116,7 +124,26 @@ class KfxContainerOperator(KubernetesPodOperator):
                 super().execute(context)
         else:
             raise TaskRuntimeError(f"unknown [kfx] runtime '{runtime}'; use 'kubernetes' or 'local'")
-        return self.collect_outputs()
+        outputs = self.collect_outputs()
+        if cache_key:
+            from airflow_kfx.runtime import cache
+
+            cache.store(self.pipeline_root(), cache_key, outputs)
+            outputs["cache_hit"] = False
+        return outputs
+
+    def _cache_key(self, context: Any, component: Any, parameters: Any, artifacts: Any) -> str | None:
+        """The KFP cache key when caching applies to this execution, else None."""
+        task = self.kfx_task.task
+        if task is None or not task.caching.enable_cache:
+            return None
+        params = context.get("params") or {}
+        if params.get(CACHE_PARAM, True) is False:  # switched off for this run
+            return None
+        from airflow_kfx.runtime.cache import fingerprint
+
+        container = self.kfx_pipeline.executors[self.kfx_task.executor].container  # type: ignore[index]
+        return fingerprint(component, container, parameters, artifacts, task.caching.cache_key)  # type: ignore[arg-type]
 
     def prepare(
         self,

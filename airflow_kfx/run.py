@@ -1,0 +1,242 @@
+"""``kfx run``: one pipeline run through Airflow's own machinery, on an embedded default.
+
+The embedded default needs no set-up: an Airflow home (SQLite metadata database,
+created and migrated on first use) under ``$KFX_HOME`` (default ``./.kfx``),
+artifacts under ``$KFX_HOME/artifacts``. The run is ``dag.test()`` — real task
+instances, real XCom, real trigger rules and retries — with Airflow's own console
+output captured to a log file while ``kfx`` shows per-task progress.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+
+@dataclass
+class RunRequest:
+    path: str
+    params: list[str] = field(default_factory=list)
+    runtime: str | None = None
+    experiment: str | None = None
+    no_cache: bool = False
+    json_file: str | None = None
+
+
+def kfx_home() -> Path:
+    return Path(os.environ.get("KFX_HOME") or ".kfx").resolve()
+
+
+def configure_environment(home: Path, runtime: str | None) -> None:
+    """Point Airflow at the embedded home. Must run before Airflow is imported."""
+    airflow_home = home / "airflow"
+    (airflow_home / "dags").mkdir(parents=True, exist_ok=True)
+    os.environ["AIRFLOW_HOME"] = str(airflow_home)
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(airflow_home / "dags")
+    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    os.environ.setdefault("AIRFLOW__KFX__PIPELINE_ROOT", str(home / "artifacts"))
+    os.environ["AIRFLOW__KFX__RUNTIME"] = runtime or os.environ.get("AIRFLOW__KFX__RUNTIME") or "local"
+
+
+def ensure_database(home: Path) -> None:
+    """Create and migrate the metadata database on first use (about 10 s)."""
+    marker = home / "airflow" / ".kfx-migrated"
+    if marker.exists():
+        return
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], capture_output=True, text=True, env=os.environ.copy()
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"kfx: could not create the Airflow database in {home}:\n{result.stderr[-2000:]}")
+    marker.write_text("ok\n")
+
+
+def run(request: RunRequest, out: TextIO | None = None) -> int:
+    home = kfx_home()
+    configure_environment(home, request.runtime)
+    from rich.console import Console
+
+    # The terminal, kept apart from fds 1/2, which carry Airflow's own output to a log file.
+    out = out or os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    console = Console(file=out, highlight=False)
+    from airflow_kfx.cli import parse_params
+    from airflow_kfx.exceptions import KfxError
+    from airflow_kfx.spec.loader import load_pipeline_file
+
+    try:
+        pipeline = load_pipeline_file(request.path)
+        params = parse_params(pipeline, request.params)
+    except KfxError as err:
+        console.print(f"[red]{err}[/red]")
+        return 1
+    ensure_database(home)
+    pipeline_path = Path(request.path).resolve()
+    dags = home / "airflow" / "dags"
+    for old in dags.glob("kfx_run_*.py"):
+        old.unlink()
+    # dag.test() serialises DAGs from the DAG folder: the pipeline must be loadable from there.
+    (dags / "kfx_run_pipeline.py").write_text(
+        f"from airflow_kfx import load_pipeline\ndag = load_pipeline({str(pipeline_path)!r})\n"
+    )
+    from airflow_kfx.dag_builder import build_dag
+    from airflow_kfx.plan import build_plan
+
+    dag = build_dag(pipeline)
+    plan = build_plan(pipeline)
+    conf = dict(params)
+    if request.no_cache:
+        from airflow_kfx.config import CACHE_PARAM
+
+        conf[CACHE_PARAM] = False
+    if request.experiment:
+        conf["experiment"] = request.experiment
+    log_path = home / "logs" / f"{dag.dag_id}-{time.strftime('%Y%m%dT%H%M%S')}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    console.print(f"[bold]{pipeline.display_name or pipeline.name}[/bold] → DAG {dag.dag_id} "
+                  f"(runtime {os.environ['AIRFLOW__KFX__RUNTIME']}); Airflow log: {log_path}")
+    progress = _progress_listener(console, plan)
+    from airflow.sdk.listener import get_listener_manager
+
+    get_listener_manager().add_listener(progress)
+    started = time.perf_counter()
+    with _captured_output(log_path):
+        dag_run = dag.test(run_conf=conf or None)
+    summary = collect_summary(plan, dag.dag_id, dag_run.run_id, str(dag_run.state), conf)
+    _print_summary(console, summary, time.perf_counter() - started)
+    if request.json_file:
+        Path(request.json_file).write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    return 0 if summary["state"] == "success" else 1
+
+
+def collect_summary(plan: Any, dag_id: str, run_id: str, state: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    from airflow_kfx.summary import summarize
+
+    with create_session() as session:
+        tis = session.query(TaskInstance).filter(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+        states = {(ti.task_id, ti.map_index): str(ti.state) for ti in tis}
+        xcoms = session.query(XComModel).filter(
+            XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == "return_value"
+        )
+        results = {(x.task_id, x.map_index): XComModel.deserialize_value(x) for x in xcoms}
+    defaults = {n: s.default for n, s in plan.pipeline.root.inputs.parameters.items() if s.has_default}
+    cache_hits = {
+        key: bool(value.get("cache_hit")) for key, value in results.items()
+        if isinstance(value, Mapping) and "cache_hit" in value
+    }
+    return summarize(
+        plan, dag_id=dag_id, run_id=run_id, state=state, params={**defaults, **params},
+        states=states, results=results, cache_hits=cache_hits,
+    )
+
+
+class _Progress:
+    """Airflow listener: one line per task as it starts and ends."""
+
+    def __init__(self, console: Any, plan: Any) -> None:
+        self.console = console
+        self.names = {t.task_id: t.kfp_path for t in plan.tasks.values() if t.kind == "executor"}
+        self.started: dict[tuple[str, int], float] = {}
+
+    def _name(self, ti: Any) -> str | None:
+        name = self.names.get(ti.task_id)
+        if name is not None and ti.map_index is not None and ti.map_index >= 0:
+            name += f" [{ti.map_index}]"
+        return name
+
+    def _done(self, ti: Any, text: str) -> None:
+        name = self._name(ti)
+        if name is None:
+            return
+        began = self.started.pop((ti.task_id, ti.map_index), None)
+        took = f" {time.perf_counter() - began:5.1f}s" if began else ""
+        self.console.print(f"  {text} {name}{took}")
+
+    # pluggy hook implementations (airflow.listeners spec)
+    def on_task_instance_running(self, previous_state: Any, task_instance: Any) -> None:
+        if self._name(task_instance):
+            self.started[(task_instance.task_id, task_instance.map_index)] = time.perf_counter()
+            self.console.print(f"  [cyan]…[/cyan] {self._name(task_instance)}")
+
+    def on_task_instance_success(self, previous_state: Any, task_instance: Any) -> None:
+        self._done(task_instance, "[green]✓[/green]")
+
+    def on_task_instance_skipped(self, previous_state: Any, task_instance: Any) -> None:
+        self._done(task_instance, "[yellow]-[/yellow] skipped")
+
+    def on_task_instance_failed(self, previous_state: Any, task_instance: Any, error: Any) -> None:
+        self._done(task_instance, "[red]✗ failed[/red]")
+        if self._name(task_instance) is not None:
+            tail = "\n".join(str(error).splitlines()[-8:]) if error else ""
+            if tail:
+                self.console.print(_indent(tail), style="red", markup=False)
+
+
+def _progress_listener(console: Any, plan: Any) -> _Progress:
+    """A _Progress whose methods are registered as Airflow listener hooks."""
+    from airflow.listeners import hookimpl  # imported here: Airflow must see KFX's env first
+
+    for hook in ("on_task_instance_running", "on_task_instance_success", "on_task_instance_skipped", "on_task_instance_failed"):
+        hookimpl(vars(_Progress)[hook])  # marks the function; pluggy finds it on the instance
+    return _Progress(console, plan)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("      " + line for line in text.splitlines())
+
+
+class _captured_output:
+    """Send everything written to fds 1 and 2 (Airflow's logs, subprocesses) to a file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.saved = (os.dup(1), os.dup(2))
+        self.file = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(self.file, 1)
+        os.dup2(self.file, 2)
+
+    def __exit__(self, *exc: Any) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(self.saved[0], 1)
+        os.dup2(self.saved[1], 2)
+        for fd in (*self.saved, self.file):
+            os.close(fd)
+
+
+def _print_summary(console: Any, summary: Mapping[str, Any], seconds: float) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{summary['pipeline']} — run {summary['run_id']}")
+    table.add_column("task")
+    table.add_column("state")
+    table.add_column("cache")
+    table.add_column("outputs", overflow="fold")
+    for name, task in summary["tasks"].items():
+        instances = task.get("iterations") or [task]
+        for index, instance in enumerate(instances):
+            label = f"{name} [{index}]" if "iterations" in task else name
+            cache = {True: "hit", False: "miss"}.get(instance.get("cache_hit"), "")
+            outputs = instance.get("outputs", {})
+            shown = {**outputs.get("parameters", {}), **{k: v.get("uri") if isinstance(v, Mapping) else v for k, v in outputs.get("artifacts", {}).items()}}
+            text = ", ".join(f"{k}={json.dumps(v, default=str)[:60]}" for k, v in shown.items())
+            color = {"success": "green", "failed": "red", "upstream_failed": "red", "skipped": "yellow"}.get(instance["state"], "")
+            table.add_row(label, f"[{color}]{instance['state']}[/{color}]" if color else instance["state"], cache, text)
+    console.print(table)
+    state = summary["state"]
+    console.print(f"[{'green' if state == 'success' else 'red'}]{state}[/] in {seconds:.1f}s"
+                  + (f"; outputs: {json.dumps(summary['outputs']['parameters'], default=str)}" if summary["outputs"]["parameters"] else ""))

@@ -1,0 +1,106 @@
+"""KFP execution caching: reuse an earlier successful execution's outputs.
+
+A task whose ``cachingOptions.enableCache`` is true is looked up by its
+fingerprint — the component's interface, the image, command and args as
+compiled, the input parameter values, the input artifacts' URIs and metadata, and
+the output specs — or by ``cacheKey`` when the pipeline sets one, as KFP does.
+Entries live under the pipeline root (``<pipeline_root>/.kfx-cache/<key>.json``),
+so every run and every worker that shares the pipeline root shares the cache, and
+an entry is used only while the artifacts it points to still exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from airflow_kfx.spec.model import Component, Container
+
+CACHE_FOLDER = ".kfx-cache"
+
+
+def fingerprint(
+    component: Component,
+    container: Container,
+    parameters: Mapping[str, Any],
+    artifacts: Mapping[str, list[Mapping[str, Any]]],
+    cache_key: str | None = None,
+) -> str:
+    if cache_key:
+        material: Any = {"cacheKey": cache_key}
+    else:
+        material = {
+            "inputs": {
+                "parameters": {n: s.type.value for n, s in sorted(component.inputs.parameters.items())},
+                "artifacts": {n: s.schema_title for n, s in sorted(component.inputs.artifacts.items())},
+            },
+            "outputs": {
+                "parameters": {n: s.type.value for n, s in sorted(component.outputs.parameters.items())},
+                "artifacts": {n: s.schema_title for n, s in sorted(component.outputs.artifacts.items())},
+            },
+            "image": container.image,
+            "command": list(container.command),
+            "args": list(container.args),
+            "parameterValues": dict(parameters),
+            "artifactIdentities": {
+                name: [{"uri": a.get("uri"), "metadata": a.get("metadata") or {}} for a in refs]
+                for name, refs in artifacts.items()
+            },
+        }
+    text = json.dumps(material, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _entry(pipeline_root: str, key: str) -> Any:
+    location = f"{pipeline_root.rstrip('/')}/{CACHE_FOLDER}/{key}.json"
+    if "://" in location and not location.startswith("file://"):
+        from airflow.sdk import ObjectStoragePath
+
+        return ObjectStoragePath(location)
+    return Path(location.removeprefix("file://"))
+
+
+def lookup(pipeline_root: str, key: str) -> dict[str, Any] | None:
+    """The cached outputs, or None (no entry, unreadable, or an artifact is gone)."""
+    entry = _entry(pipeline_root, key)
+    try:
+        if not entry.exists():
+            return None
+        outputs = json.loads(entry.read_text())
+    except (OSError, ValueError):
+        return None
+    for refs in (outputs.get("artifacts") or {}).values():
+        for ref in refs:
+            if not _exists(str(ref.get("uri", ""))):
+                return None
+    return outputs
+
+
+def store(pipeline_root: str, key: str, outputs: Mapping[str, Any]) -> None:
+    entry = _entry(pipeline_root, key)
+    text = json.dumps({"parameters": outputs.get("parameters", {}), "artifacts": outputs.get("artifacts", {})}, default=str)
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(entry, Path):  # local: write-then-rename, so readers never see half a file
+            temporary = entry.with_suffix(".tmp")
+            temporary.write_text(text)
+            os.replace(temporary, entry)
+        else:
+            entry.write_text(text)
+    except OSError:
+        pass  # a cache we cannot write is a cache miss next time, not a failure
+
+
+def _exists(uri: str) -> bool:
+    if "://" in uri and not uri.startswith("file://"):
+        from airflow.sdk import ObjectStoragePath
+
+        try:
+            return ObjectStoragePath(uri).exists()
+        except Exception:  # an unreachable store: do not trust the entry
+            return False
+    return os.path.exists(uri.removeprefix("file://"))
