@@ -230,7 +230,7 @@ def _print_summary(console: Any, summary: Mapping[str, Any], seconds: float) -> 
         instances = task.get("iterations") or [task]
         for index, instance in enumerate(instances):
             label = f"{name} [{index}]" if "iterations" in task else name
-            cache = {True: "hit", False: "miss"}.get(instance.get("cache_hit"), "")
+            cache = "hit" if instance.get("cache_hit") else ""
             outputs = instance.get("outputs", {})
             shown = {**outputs.get("parameters", {}), **{k: v.get("uri") if isinstance(v, Mapping) else v for k, v in outputs.get("artifacts", {}).items()}}
             text = ", ".join(f"{k}={json.dumps(v, default=str)[:60]}" for k, v in shown.items())

@@ -21,9 +21,8 @@ from airflow_kfx.dag_builder import workspace_config
 from airflow_kfx.exceptions import TaskRuntimeError
 from airflow_kfx.operators.context import (
     component_of,
-    gates_open,
+    open_resolver,
     resolve_inputs,
-    resolver_for,
     run_identity,
 )
 from airflow_kfx.plan import PlannedTask
@@ -88,10 +87,7 @@ class KfxContainerOperator(KubernetesPodOperator):
     # -- run ----------------------------------------------------------------------
     def execute(self, context: Any) -> dict[str, Any]:
         planned = self.kfx_task
-        resolver = resolver_for(context, planned)
-        closed = gates_open(resolver, planned)
-        if closed:
-            raise AirflowSkipException(closed)
+        resolver = open_resolver(context, planned)
         component = component_of(self.kfx_pipeline, planned)
         parameters, artifacts = resolve_inputs(
             resolver, planned, component, upstream_may_fail=planned.all_done

@@ -71,6 +71,17 @@ def resolver_for(context: Mapping[str, Any], planned: PlannedTask) -> Resolver:
     return Resolver.for_instance(AirflowFetcher(context), planned.loops, map_index)
 
 
+def open_resolver(context: Mapping[str, Any], planned: PlannedTask) -> Resolver:
+    """A resolver for this task instance; skips the task when an enclosing condition is false."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    resolver = resolver_for(context, planned)
+    closed = gates_open(resolver, planned)
+    if closed:
+        raise AirflowSkipException(closed)
+    return resolver
+
+
 def gates_open(resolver: Resolver, planned: PlannedTask) -> str | None:
     """None if every enclosing condition holds, else why the task is skipped."""
     for gate in planned.gates:

@@ -16,8 +16,8 @@ from airflow_kfx.operators.context import (
     component_of,
     flatten_artifacts,
     gates_open,
+    open_resolver,
     resolve_inputs,
-    resolver_for,
     run_identity,
 )
 from airflow_kfx.plan import GATE_OUTPUT, PlannedTask
@@ -25,37 +25,33 @@ from airflow_kfx.runtime.resolve import Missing, Resolver
 from airflow_kfx.spec.model import Pipeline
 
 
-class KfxOperatorMixin:
-    """Holds the plan; the model is shared, never deep-copied per task."""
+class KfxWorkerOperator(BaseOperator):
+    """A planned task that runs on the worker itself (no pod).
+
+    Holds the plan; the model is shared, never deep-copied per task.
+    """
 
     shallow_copy_attrs = ("kfx_pipeline", "kfx_task")
     template_fields: tuple[str, ...] = ()
 
-    kfx_pipeline: Pipeline
-    kfx_task: PlannedTask
-    kfx_settings: KfxSettings
+    def __init__(self, *, kfx_pipeline: Pipeline, kfx_task: PlannedTask, kfx_settings: KfxSettings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kfx_pipeline, self.kfx_task, self.kfx_settings = kfx_pipeline, kfx_task, kfx_settings
 
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
         # KFP values are data, never Jinja: a '{{ ds }}' in a parameter stays literal.
         return None
 
 
-class KfxConditionOperator(KfxOperatorMixin, BaseOperator):
+class KfxConditionOperator(KfxWorkerOperator):
     """Evaluates a ``dsl.If``/``dsl.Condition`` (KFP CEL) for the tasks of its group."""
 
     ui_color = "#fff3c4"
 
-    def __init__(self, *, kfx_pipeline: Pipeline, kfx_task: PlannedTask, kfx_settings: KfxSettings, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.kfx_pipeline, self.kfx_task, self.kfx_settings = kfx_pipeline, kfx_task, kfx_settings
-
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow_kfx.expressions import evaluate_condition
 
-        resolver = resolver_for(context, self.kfx_task)
-        closed = gates_open(resolver, self.kfx_task)
-        if closed:
-            raise AirflowSkipException(closed)
+        resolver = open_resolver(context, self.kfx_task)
         declared = component_of(self.kfx_pipeline, self.kfx_task).inputs.parameters
         values = {}
         for name, binding in self.kfx_task.inputs.items():
@@ -73,7 +69,7 @@ class KfxConditionOperator(KfxOperatorMixin, BaseOperator):
         return {"parameters": {GATE_OUTPUT: True}}
 
 
-class KfxIterationsOperator(KfxOperatorMixin, BaseOperator):
+class KfxIterationsOperator(KfxWorkerOperator):
     """Computes a ``ParallelFor``'s iterations: ``[{"path": [...], "item": ...}]``.
 
     For a loop nested in other loops, it covers every outer iteration, so the
@@ -81,10 +77,6 @@ class KfxIterationsOperator(KfxOperatorMixin, BaseOperator):
     """
 
     ui_color = "#e0f0ff"
-
-    def __init__(self, *, kfx_pipeline: Pipeline, kfx_task: PlannedTask, kfx_settings: KfxSettings, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.kfx_pipeline, self.kfx_task, self.kfx_settings = kfx_pipeline, kfx_task, kfx_settings
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
         from airflow_kfx.operators.context import AirflowFetcher
@@ -115,24 +107,17 @@ class KfxIterationsOperator(KfxOperatorMixin, BaseOperator):
         return records
 
 
-class KfxImporterOperator(KfxOperatorMixin, BaseOperator):
+class KfxImporterOperator(KfxWorkerOperator):
     """``dsl.importer``: publishes an existing URI as an artifact; runs nothing."""
 
     ui_color = "#e8f5e9"
-
-    def __init__(self, *, kfx_pipeline: Pipeline, kfx_task: PlannedTask, kfx_settings: KfxSettings, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.kfx_pipeline, self.kfx_task, self.kfx_settings = kfx_pipeline, kfx_task, kfx_settings
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow_kfx.executor import ExecutorContext, resolve_command_line
         from airflow_kfx.spec.model import ComponentInput, Constant
 
         planned = self.kfx_task
-        resolver = resolver_for(context, planned)
-        closed = gates_open(resolver, planned)
-        if closed:
-            raise AirflowSkipException(closed)
+        resolver = open_resolver(context, planned)
         component = component_of(self.kfx_pipeline, planned)
         importer = self.kfx_pipeline.executors[planned.executor].importer  # type: ignore[index]
         assert importer is not None
@@ -179,24 +164,17 @@ def _resolve_metadata(value: Any, context: Any, resolve: Any) -> Any:
     return value
 
 
-class KfxPvcOperator(KfxOperatorMixin, BaseOperator):
+class KfxPvcOperator(KfxWorkerOperator):
     """kfp-kubernetes ``CreatePVC``/``DeletePVC``."""
 
     ui_color = "#f3e5f5"
-
-    def __init__(self, *, kfx_pipeline: Pipeline, kfx_task: PlannedTask, kfx_settings: KfxSettings, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.kfx_pipeline, self.kfx_task, self.kfx_settings = kfx_pipeline, kfx_task, kfx_settings
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow_kfx.runtime.pvc import create_pvc, delete_pvc
         from airflow_kfx.spec.model import PvcAction
 
         planned = self.kfx_task
-        resolver = resolver_for(context, planned)
-        closed = gates_open(resolver, planned)
-        if closed:
-            raise AirflowSkipException(closed)
+        resolver = open_resolver(context, planned)
         component = component_of(self.kfx_pipeline, planned)
         parameters, _ = resolve_inputs(resolver, planned, component, upstream_may_fail=planned.all_done)
         action = self.kfx_pipeline.executors[planned.executor].pvc_action  # type: ignore[index]

@@ -24,6 +24,23 @@ def local_volume_root() -> str:
     return os.path.join(home, "kfx", "volumes")
 
 
+def _cluster_volume(volume: Any) -> str | None:
+    """What a volume needs from a cluster, or None for what runs fine locally."""
+    from airflow_kfx.pod.builder import ARTIFACT_VOLUME_NAME
+
+    if volume is None or volume.name == ARTIFACT_VOLUME_NAME:  # the pipeline root: a local path here
+        return None
+    if volume.secret is not None:
+        return f"the Kubernetes secret '{volume.secret.secret_name}'"
+    if volume.config_map is not None:
+        return f"the Kubernetes config map '{volume.config_map.name}'"
+    if volume.persistent_volume_claim is not None:
+        return f"the PersistentVolumeClaim '{volume.persistent_volume_claim.claim_name}'"
+    if volume.ephemeral is not None:
+        return "a generic ephemeral volume"
+    return None  # emptyDir: the command gets the host path, as scratch space
+
+
 def run_pod_locally(
     pod: Any,
     *,
@@ -57,12 +74,11 @@ def run_pod_locally(
         )
     for mount in container.volume_mounts or []:
         volume = next((v for v in pod.spec.volumes or [] if v.name == mount.name), None)
-        if volume is not None and (volume.secret or volume.config_map):
-            kind = "secret" if volume.secret else "config map"
-            name = volume.secret.secret_name if volume.secret else volume.config_map.name
+        need = _cluster_volume(volume)
+        if need:
             raise TaskRuntimeError(
-                f"this task mounts the Kubernetes {kind} '{name}' at {mount.mount_path}, which the "
-                "local runtime cannot provide; use the kubernetes runtime"
+                f"this task mounts {need} at {mount.mount_path}, which the local runtime cannot "
+                "provide (it would read and write the host's own path); use the kubernetes runtime"
             )
     env = dict(os.environ)
     for variable in container.env or []:
