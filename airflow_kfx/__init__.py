@@ -11,7 +11,16 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["load_pipeline", "load_pipelines", "get_provider_info", "__version__"]
+__all__ = [
+    "load_pipeline",
+    "load_pipelines",
+    "load_component_from_text",
+    "load_component_from_file",
+    "load_component_from_url",
+    "dag_param",
+    "get_provider_info",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,6 +28,10 @@ def __getattr__(name: str) -> Any:
         from airflow_kfx import loading
 
         return getattr(loading, name)
+    if name in ("load_component_from_text", "load_component_from_file", "load_component_from_url", "dag_param"):
+        from airflow_kfx import components
+
+        return getattr(components, name)
     if name == "get_provider_info":
         from airflow_kfx.provider import get_provider_info
 

@@ -105,7 +105,39 @@ class Selected:
     selector: str
 
 
-Binding = Union[Literal, RunParam, Output, LoopItem, OneOf, FinalStatus, Absent, Selected]
+@dataclass(frozen=True)
+class XComValue:
+    """A plain Airflow XCom (an ``XComArg`` passed to a component in a hand-written DAG)."""
+
+    task_id: str
+    key: str = "return_value"
+
+
+@dataclass(frozen=True)
+class AsText:
+    """A value passed as text the way a KFP v1 component receives it (``v1_type`` rules)."""
+
+    inner: Binding
+    v1_type: str
+
+
+@dataclass(frozen=True)
+class ArtifactText:
+    """An artifact consumed as a value (v1 ``inputValue`` of a file output): its content."""
+
+    inner: Binding
+
+
+@dataclass(frozen=True)
+class AsFile:
+    """A value consumed as a file (v1 ``inputPath`` of a value): written to the task's folder."""
+
+    inner: Binding
+
+
+Binding = Union[
+    Literal, RunParam, Output, LoopItem, OneOf, FinalStatus, Absent, Selected, XComValue, AsText, ArtifactText, AsFile
+]
 
 
 # ---------------------------------------------------------------------------

@@ -32,6 +32,9 @@ class RecordedFetcher:
     def task_results(self, task_id: str, map_indexes: Sequence[int]) -> list[Any]:
         return [self.results.get((task_id, i)) for i in map_indexes]
 
+    def xcom(self, task_id: str, key: str) -> Any:
+        return None
+
     def run_param(self, name: str) -> Any:
         return self.params[name]
 

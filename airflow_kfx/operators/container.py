@@ -9,6 +9,7 @@ fills KFP's placeholders, builds the pod with the provider's own
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -108,7 +109,9 @@ class KfxContainerOperator(KubernetesPodOperator):
         self._platform_values = []
         for source, binding in planned.platform_inputs:
             self._platform_values.append((source, resolver.resolve(binding)))
-        self.prepare(parameters, artifacts, run_identity(context, planned))
+        identity = run_identity(context, planned)
+        artifacts = self._write_inline_files(artifacts, identity)
+        self.prepare(parameters, artifacts, identity)
         runtime = config_value("runtime", self.kfx_settings.runtime)
         if runtime == "local":
             from airflow_kfx.runtime.local import run_pod_locally
@@ -140,6 +143,24 @@ class KfxContainerOperator(KubernetesPodOperator):
 
         container = self.kfx_pipeline.executors[self.kfx_task.executor].container  # type: ignore[index]
         return fingerprint(component, container, parameters, artifacts, task.caching.cache_key)  # type: ignore[arg-type]
+
+    def _write_inline_files(self, artifacts: Mapping[str, Any], identity: Any) -> dict[str, Any]:
+        """Values given to file inputs (v1 ``inputPath``) become files in the task's folder."""
+        from airflow_kfx.runtime.invocation import task_root
+        from airflow_kfx.runtime.resolve import InlineFile
+        from airflow_kfx.runtime.storage import write_text
+
+        result: dict[str, Any] = {}
+        for name, refs in artifacts.items():
+            converted = []
+            for ref in refs:
+                if isinstance(ref, InlineFile):
+                    uri = f"{task_root(self.pipeline_root(), identity)}/_kfx/inputs/{name}"
+                    write_text(uri, ref.value if isinstance(ref.value, str) else json.dumps(ref.value))
+                    ref = {"name": name, "uri": uri, "schemaTitle": "system.Artifact", "metadata": {}}
+                converted.append(ref)
+            result[name] = converted
+        return result
 
     def prepare(
         self,

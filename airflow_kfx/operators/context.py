@@ -30,6 +30,9 @@ class AirflowFetcher:
     def task_results(self, task_id: str, map_indexes: Sequence[int]) -> list[Any]:
         return list(self.ti.xcom_pull(task_ids=task_id, map_indexes=list(map_indexes)))
 
+    def xcom(self, task_id: str, key: str) -> Any:
+        return self.ti.xcom_pull(task_ids=task_id, key=key, map_indexes=-1)
+
     def run_param(self, name: str) -> Any:
         if name not in self.params:
             raise KeyError(name)
@@ -183,6 +186,10 @@ def coerce_parameter(value: Any, parameter_type: ParameterType, name: str) -> An
 
 def flatten_artifacts(value: Any) -> list[dict[str, Any]]:
     """A single artifact, a list (Collected), or nested lists → a flat list."""
+    from airflow_kfx.runtime.resolve import InlineFile
+
+    if isinstance(value, InlineFile):  # a value to write to a file first (v1 inputPath)
+        return [value]  # type: ignore[list-item]
     if isinstance(value, Mapping):
         return [dict(value)]
     if isinstance(value, list):

@@ -18,6 +18,9 @@ from typing import Any, Protocol
 from airflow_kfx.exceptions import TaskRuntimeError
 from airflow_kfx.plan import (
     Absent,
+    ArtifactText,
+    AsFile,
+    AsText,
     Binding,
     FinalStatus,
     LoopItem,
@@ -25,6 +28,7 @@ from airflow_kfx.plan import (
     Output,
     RunParam,
     Selected,
+    XComValue,
 )
 from airflow_kfx.plan import Literal as LiteralValue
 
@@ -41,6 +45,9 @@ class Fetcher(Protocol):
 
     def task_results(self, task_id: str, map_indexes: Sequence[int]) -> list[Any]:
         """The ``return_value`` XComs of several instances of a mapped task."""
+
+    def xcom(self, task_id: str, key: str) -> Any:
+        """Any XCom of an unmapped task (None if absent)."""
 
     def run_param(self, name: str) -> Any:
         """A pipeline parameter of this run; raises KeyError when not given."""
@@ -115,6 +122,19 @@ class Resolver:
             return apply_selector(binding.selector, self.resolve(binding.inner))
         if isinstance(binding, FinalStatus):
             return self._final_status(binding)
+        if isinstance(binding, XComValue):
+            value = self.fetcher.xcom(binding.task_id, binding.key)
+            if value is None:
+                raise Missing(f"task '{binding.task_id}' pushed no XCom '{binding.key}'")
+            return value
+        if isinstance(binding, AsText):
+            from airflow_kfx.spec.v1_component import serialize_v1
+
+            return serialize_v1(self.resolve(binding.inner), binding.v1_type)
+        if isinstance(binding, ArtifactText):
+            return read_artifact_text(self.resolve(binding.inner))
+        if isinstance(binding, AsFile):
+            return InlineFile(self.resolve(binding.inner))
         if isinstance(binding, Absent):
             raise Missing("no value given")
         raise TypeError(f"unknown binding {binding!r}")
@@ -155,6 +175,24 @@ class Resolver:
         if failed:
             status["error"] = {"code": 2, "message": f"failed tasks: {', '.join(failed)}"}
         return status
+
+
+@dataclass(frozen=True)
+class InlineFile:
+    """A value to hand to the component as a file (see :class:`~airflow_kfx.plan.AsFile`)."""
+
+    value: Any
+
+
+def read_artifact_text(value: Any) -> str:
+    """The content of an artifact (descriptor, or a one-element list of them) as text."""
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if not isinstance(value, Mapping) or "uri" not in value:
+        raise TaskRuntimeError(f"expected an artifact, got {value!r}")
+    from airflow_kfx.runtime.storage import read_text
+
+    return read_text(str(value["uri"]))
 
 
 def _pick(result: Any, kind: str, binding: Output) -> Any:

@@ -1,0 +1,280 @@
+"""KFP v1 component specs (``component.yaml``) → the model's Component + Executor.
+
+KFP v1 semantics, as the v1 SDK (and KFP v2's v1 loader) define them:
+- an input consumed with ``inputPath``/``inputUri`` is an artifact (a file), one
+  consumed with ``inputValue`` a parameter; an ``outputPath`` output of a
+  parameter type (String, Integer, …) is a parameter read from its file, any other
+  output an artifact;
+- every parameter reaches the container as text: v1 serialises values by their
+  declared type (``Integer`` 3 → ``3``, ``Bool`` → ``True``/``False``, JSON types
+  with ``json.dumps``), so the model types v1 parameters as STRING and keeps the
+  v1 type for serialisation;
+- placeholders translate to their v2 equivalents, which the shared placeholder
+  resolver fills: ``inputValue`` → ``{{$.inputs.parameters['x']}}``,
+  ``concat`` → ``Concat``, ``if``/``isPresent`` → ``IfPresent``, ``executorInput``
+  → ``{{$}}``, ``outputMetadata`` → ``{{$.outputs.output_file}}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_kfx.spec.model import (
+    NO_DEFAULT,
+    ArtifactSpec,
+    Component,
+    Container,
+    Executor,
+    Interface,
+    Location,
+    ParameterSpec,
+    ParameterType,
+)
+from airflow_kfx.spec.source import Node
+
+# v1 type names that are parameters (values), and the KFP parameter type they carry.
+V1_PARAMETER_TYPES: dict[str, ParameterType] = {
+    "string": ParameterType.STRING, "str": ParameterType.STRING, "text": ParameterType.STRING,
+    "integer": ParameterType.NUMBER_INTEGER, "int": ParameterType.NUMBER_INTEGER,
+    "float": ParameterType.NUMBER_DOUBLE, "double": ParameterType.NUMBER_DOUBLE,
+    "bool": ParameterType.BOOLEAN, "boolean": ParameterType.BOOLEAN,
+    "jsonarray": ParameterType.LIST, "list": ParameterType.LIST,
+    "jsonobject": ParameterType.STRUCT, "dict": ParameterType.STRUCT,
+    "gcspath": ParameterType.STRING, "gcrpath": ParameterType.STRING, "gcpregion": ParameterType.STRING,
+    "gcpprojectid": ParameterType.STRING, "uri": ParameterType.STRING, "localpath": ParameterType.STRING,
+}
+
+
+@dataclass(frozen=True)
+class V1Component:
+    """A loaded v1 component: the model pieces plus what v1 semantics need."""
+
+    name: str
+    description: str
+    component: Component
+    executor: Executor
+    # input name → v1 type name (for serialising values as v1 does); "" = untyped
+    v1_types: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+def is_v1_component(document: Any) -> bool:
+    return isinstance(document, Mapping) and "implementation" in document
+
+
+def type_name(value: Any) -> str:
+    """A v1 ``type``: a string, or a one-key mapping like ``{GCSPath: {...}}``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping) and len(value) == 1:
+        return str(next(iter(value)))
+    return ""
+
+
+def parse_v1_component(doc: Node) -> V1Component:
+    doc.expect(Mapping, "a KFP v1 component spec")
+    name = doc.optional("name", str) or "component"
+    implementation = doc.required("implementation", Mapping)
+    if implementation.has("graph"):
+        implementation.child("graph").unsupported(
+            "v1 graph component",
+            "graph components (a pipeline written as a v1 component) are not supported; "
+            "compile the pipeline with the KFP v2 SDK instead",
+        )
+    container = implementation.required("container", Mapping)
+    if container.get("fileOutputs"):
+        container.child("fileOutputs").unsupported(
+            "v1 fileOutputs",
+            "legacy 'fileOutputs' are not supported; declare the output with {outputPath: name}",
+        )
+    inputs = {}
+    for element in doc.child("inputs").elements():
+        input_name = element.required("name", str).value
+        inputs[input_name] = element
+    outputs = {}
+    for element in doc.child("outputs").elements():
+        outputs[element.required("name", str).value] = element
+
+    usage = _Usage()
+    command = [usage.translate(item, container.child("command").child(i)) for i, item in enumerate(container.child("command").value or [])]
+    args = [usage.translate(item, container.child("args").child(i)) for i, item in enumerate(container.child("args").value or [])]
+    for kind, names in (("input", usage.inputs()), ("output", usage.outputs)):
+        declared = inputs if kind == "input" else outputs
+        for used in sorted(names):
+            if used not in declared:
+                doc.child("implementation").fail(f"the command uses {kind} '{used}', which the component does not declare")
+
+    parameters: dict[str, ParameterSpec] = {}
+    artifacts: dict[str, ArtifactSpec] = {}
+    v1_types: dict[str, str] = {}
+    for input_name, element in inputs.items():
+        v1_type = type_name(element.get("type"))
+        v1_types[input_name] = v1_type
+        optional = bool(element.get("optional", False))
+        if _is_file_input(input_name, v1_type, usage):
+            artifacts[input_name] = ArtifactSpec(input_name, _schema_title(v1_type), optional=optional or element.has("default"))
+        else:
+            default = serialize_v1(element.get("default"), v1_type) if element.has("default") else NO_DEFAULT
+            parameters[input_name] = ParameterSpec(
+                input_name,
+                ParameterType.STRING,  # v1 values reach the container as text
+                default=default,
+                optional=optional or default is not NO_DEFAULT,
+                description=element.get("description") or "",
+            )
+    out_parameters: dict[str, ParameterSpec] = {}
+    out_artifacts: dict[str, ArtifactSpec] = {}
+    for output_name, element in outputs.items():
+        v1_type = type_name(element.get("type"))
+        if output_name not in usage.output_uris and v1_type.lower() in V1_PARAMETER_TYPES:
+            out_parameters[output_name] = ParameterSpec(output_name, ParameterType.STRING)
+        else:
+            out_artifacts[output_name] = ArtifactSpec(output_name, _schema_title(v1_type))
+    # Output paths of parameters are the parameter's output file; of artifacts the path.
+    command = [_finish(item, out_parameters) for item in command]
+    args = [_finish(item, out_parameters) for item in args]
+
+    env = {str(k): str(v) for k, v in (container.get("env") or {}).items()}
+    location = Location(doc.file, doc.path or "implementation", doc.line)
+    executor = Executor(
+        label=f"exec-{_slug(name)}",
+        location=location,
+        container=Container(image=container.required("image", str).value, command=tuple(command), args=tuple(args), env=env),
+    )
+    component = Component(
+        name=f"comp-{_slug(name)}",
+        location=location,
+        inputs=Interface(parameters, artifacts),
+        outputs=Interface(out_parameters, out_artifacts),
+        executor_label=executor.label,
+    )
+    metadata = doc.child("metadata")
+    return V1Component(
+        name=name,
+        description=doc.optional("description", str) or "",
+        component=component,
+        executor=executor,
+        v1_types=v1_types,
+        annotations={str(k): str(v) for k, v in (metadata.get("annotations") or {}).items()},
+    )
+
+
+class _Usage:
+    """Translates v1 placeholders and records how each input/output is used."""
+
+    def __init__(self) -> None:
+        self.value_inputs: set[str] = set()
+        self.file_inputs: set[str] = set()
+        self.present_checks: set[str] = set()
+        self.outputs: set[str] = set()
+        self.output_paths: set[str] = set()
+        self.output_uris: set[str] = set()
+
+    def inputs(self) -> set[str]:
+        return self.value_inputs | self.file_inputs | self.present_checks
+
+    def translate(self, item: Any, node: Node) -> Any:
+        if isinstance(item, (str, int, float)) and not isinstance(item, bool):
+            return str(item)
+        if not isinstance(item, Mapping) or len(item) != 1:
+            node.fail("expected a string or a one-key placeholder like {inputValue: name}")
+        (kind, value), = item.items()
+        if kind == "inputValue":
+            self.value_inputs.add(str(value))
+            return f"{{{{$.inputs.parameters['{value}']}}}}"
+        if kind in ("inputPath", "inputUri"):
+            self.file_inputs.add(str(value))
+            return f"{{{{$.inputs.artifacts['{value}'].{'path' if kind == 'inputPath' else 'uri'}}}}}"
+        if kind == "outputPath":
+            self.outputs.add(str(value))
+            self.output_paths.add(str(value))
+            return _OutputPath(str(value))
+        if kind == "outputUri":
+            self.outputs.add(str(value))
+            self.output_uris.add(str(value))
+            return f"{{{{$.outputs.artifacts['{value}'].uri}}}}"
+        if kind == "concat":
+            parts = [self.translate(part, node.child(kind).child(i)) for i, part in enumerate(value or [])]
+            return {"Concat": parts}
+        if kind == "if":
+            return self._if(value, node.child(kind))
+        if kind == "executorInput":
+            return "{{$}}"
+        if kind == "outputMetadata":
+            return "{{$.outputs.output_file}}"
+        node.unsupported(f"v1 placeholder '{kind}'", f"the v1 placeholder '{kind}' is not supported")
+
+    def _if(self, value: Any, node: Node) -> Any:
+        cond = node.required("cond", Mapping)
+        if not cond.has("isPresent"):
+            cond.unsupported("v1 if condition", "only {isPresent: name} conditions are supported in v1 'if' placeholders")
+        name = str(cond.get("isPresent"))
+        self.present_checks.add(name)
+        then = [self.translate(v, node.child("then").child(i)) for i, v in enumerate(_as_list(value.get("then")))]
+        otherwise = [self.translate(v, node.child("else").child(i)) for i, v in enumerate(_as_list(value.get("else")))]
+        placeholder: dict[str, Any] = {"InputName": name, "Then": then}
+        if value.get("else") is not None:
+            placeholder["Else"] = otherwise
+        return {"IfPresent": placeholder}
+
+
+@dataclass(frozen=True)
+class _OutputPath:
+    """``{outputPath: x}``: a parameter's output file or an artifact's path, known once types are."""
+
+    name: str
+
+
+def _finish(item: Any, out_parameters: Mapping[str, ParameterSpec]) -> Any:
+    if isinstance(item, _OutputPath):
+        if item.name in out_parameters:
+            return f"{{{{$.outputs.parameters['{item.name}'].output_file}}}}"
+        return f"{{{{$.outputs.artifacts['{item.name}'].path}}}}"
+    if isinstance(item, dict):
+        return {k: _finish(v, out_parameters) for k, v in item.items()}
+    if isinstance(item, list):
+        return [_finish(v, out_parameters) for v in item]
+    return item
+
+
+def _is_file_input(name: str, v1_type: str, usage: _Usage) -> bool:
+    """A file (artifact) when read as a path/URI; a value when read with inputValue;
+    otherwise (e.g. only through executorInput) by its type, as KFP's v1 loader does."""
+    if name in usage.file_inputs:
+        return True
+    if name in usage.value_inputs:
+        return False
+    return bool(v1_type) and v1_type.lower() not in V1_PARAMETER_TYPES
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _schema_title(v1_type: str) -> str:
+    if v1_type.startswith("google."):
+        return v1_type
+    known = {"dataset": "system.Dataset", "model": "system.Model", "metrics": "system.Metrics",
+             "html": "system.HTML", "markdown": "system.Markdown"}
+    return known.get(v1_type.lower(), "system.Artifact")
+
+
+def _slug(name: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "component"
+
+
+def serialize_v1(value: Any, v1_type: str) -> Any:
+    """A value as KFP v1 passes it to the container (``kfp.components._data_passing``)."""
+    if value is None or isinstance(value, str):
+        return value
+    kind = V1_PARAMETER_TYPES.get(v1_type.lower())
+    if kind in (ParameterType.LIST, ParameterType.STRUCT) or isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
