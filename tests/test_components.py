@@ -202,3 +202,41 @@ def test_hand_written_dag_mixing_components_and_airflow_tasks_runs(dags_folder: 
     report_uri = xcoms[("write-report", "return_value")]["artifacts"]["report"][0]["uri"]
     assert Path(report_uri).read_text() == "# Doubled\n\ntotal = 30\n"
     assert xcoms[("count-lines", "return_value")]["parameters"]["lines"].strip() == "3"
+
+
+def test_load_component_from_url_over_http() -> None:
+    import http.server
+    import threading
+
+    body = (COMPONENTS / "write_report.yaml").read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            status = 200 if self.path == "/write_report.yaml" else 404
+            self.send_response(status)
+            self.end_headers()
+            if status == 200:
+                self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        from airflow_kfx import load_component_from_url
+
+        base = f"http://127.0.0.1:{server.server_port}"
+        factory = load_component_from_url(f"{base}/write_report.yaml")
+        assert factory.name == "Write report"
+        with pytest.raises(SpecError, match="cannot download the component"):
+            load_component_from_url(f"{base}/missing.yaml")
+    finally:
+        server.shutdown()
+
+
+def test_kfx_validate_accepts_component_files() -> None:
+    from airflow_kfx.cli import validate_command
+
+    assert validate_command([str(COMPONENTS)]) == 0
