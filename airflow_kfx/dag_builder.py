@@ -194,6 +194,8 @@ def _make_operator(dag: Any, plan: Plan, planned: PlannedTask, group: Any, setti
         return KfxIterationsOperator(doc_md=f"Iterations of loop `{planned.kfp_path}`", **common)
     assert planned.kind == EXECUTOR and planned.task is not None
     common.update(_retry_kwargs(planned.task.retry))
+    if planned.task.display_name and planned.task.display_name != planned.task.name:
+        common["task_display_name"] = planned.task.display_name  # dsl set_display_name
     executor = plan.pipeline.executors[planned.executor]  # type: ignore[index]
     common["doc_md"] = _task_doc(plan.pipeline, planned)
     if executor.container is not None:
@@ -210,14 +212,18 @@ def _make_operator(dag: Any, plan: Plan, planned: PlannedTask, group: Any, setti
 
 
 def _parallelism_limit(plan: Plan, planned: PlannedTask) -> int | None:
-    """``ParallelFor(parallelism=n)`` → at most n concurrent instances per task."""
-    group_id = planned.group
-    while group_id:
-        group = plan.groups[group_id]
-        if group.iterations_task:
-            return group.parallelism_limit
-        group_id = group.parent
-    return None
+    """``ParallelFor(parallelism=n)`` → at most n concurrent instances per task.
+
+    A task in nested loops gets the smallest limit of its loops: the flattened
+    (outer × inner) group has one instance per inner iteration, so this can only
+    be stricter than KFP, never looser.
+    """
+    limits = [
+        group.parallelism_limit
+        for group in plan.groups.values()
+        if group.iterations_task in planned.loops and group.parallelism_limit
+    ]
+    return min(limits) if limits else None
 
 
 def _retry_kwargs(retry: RetryPolicy | None) -> dict[str, Any]:

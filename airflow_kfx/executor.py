@@ -112,6 +112,11 @@ class ExecutorContext:
     output_file: str
     pipeline: Mapping[str, str] = field(default_factory=dict)
     input_parameter_defaults: Mapping[str, Any] = field(default_factory=dict)
+    # Inputs whose values are compiled constants (runtimeValue.constant): only these
+    # may hold f-string/pipeline placeholders to fill, as KFP's driver does. Every
+    # other value (run params, upstream outputs) is data and passes through as is.
+    # None: treat every input as a constant (kfp.local's behaviour).
+    constant_inputs: frozenset[str] | None = None
 
     def is_present(self, name: str) -> bool:
         """IfPresent: a parameter with a non-null value (null counts as absent,
@@ -215,7 +220,11 @@ def _parameter_values(ctx: ExecutorContext) -> dict[str, Any]:
     raw = {n: v for n, v in ctx.input_parameter_defaults.items() if v is not None}
     raw.update((n, v) for n, v in ctx.input_parameters.items() if v is not None)
     values: dict[str, Any] = {}
-    templated = {n for n, v in raw.items() if isinstance(v, str) and "{{$" in v}
+    templated = {
+        n for n, v in raw.items()
+        if isinstance(v, str) and "{{$" in v
+        and (ctx.constant_inputs is None or n in ctx.constant_inputs or n not in ctx.input_parameters)
+    }
     for name in raw.keys() - templated:
         values[name] = coerce_parameter_value(raw[name], types.get(name), name=name)
     for name in sorted(templated):

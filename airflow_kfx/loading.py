@@ -94,6 +94,11 @@ def load_pipelines(
             log.error("airflow-kfx: %s", err)
             report.errors[str(path)] = err
             dag = _error_dag(path, err)
+        except Exception as err:  # noqa: BLE001 - e.g. Airflow refusing the DAG: never hide the others
+            log.exception("airflow-kfx: cannot load %s", path)
+            wrapped = KfxError(f"{path}: {type(err).__name__}: {err}")
+            report.errors[str(path)] = wrapped
+            dag = _error_dag(path, wrapped)
         report.dags[dag.dag_id] = dag
     if namespace is not None:
         namespace.update(report.dags)

@@ -325,6 +325,7 @@ class _Planner:
         loop_id = None
         planned: list[str] = []
         is_loop = task.iterator is not None
+        self.has_all_done |= all_done
         if is_loop and mapped_at is not None:
             # Airflow cannot nest mapped groups: hoist beside the outer loop's group.
             name = "__".join((*groups[mapped_at:], task.name))

@@ -65,9 +65,14 @@ class SymbolicResolver:
             spec = self.plan.pipeline.root.inputs.parameters.get(binding.name)
             if spec is not None and spec.has_default:
                 return spec.default
+            if spec is not None and spec.optional:
+                raise Missing(f"optional pipeline parameter '{binding.name}' not given")
             return f"<pipeline parameter '{binding.name}'>"
         if isinstance(binding, Output):
             producer = self.plan.tasks[binding.task_id]
+            executor = self.plan.pipeline.executors.get(producer.executor or "")
+            if binding.is_artifact and executor is not None and executor.importer is not None:
+                return self._imported(producer, executor.importer)
             if binding.is_artifact:
                 from airflow_kfx.runtime.invocation import RunIdentity, task_root
 
@@ -77,12 +82,21 @@ class SymbolicResolver:
                 )
                 uri = f"{task_root(self.pipeline_root, identity)}/{binding.key}"
                 owner = f"artifact '{binding.key}' of task '{producer.kfp_path}'"
-                return {"name": binding.key, "uri": uri, "schemaTitle": "system.Artifact", "metadata": SymbolicMetadata(owner)}
+                spec = self.plan.pipeline.components[producer.component].outputs.artifacts[binding.key]  # type: ignore[index]
+                return {
+                    "name": binding.key, "uri": uri, "schemaTitle": spec.schema_title,
+                    "schemaVersion": spec.schema_version, "metadata": SymbolicMetadata(owner),
+                }
             return f"<output '{binding.key}' of task '{producer.kfp_path}'>"
         if isinstance(binding, LoopItem):
             return f"<item of loop '{self.plan.tasks[binding.loop].kfp_path}'>"
         if isinstance(binding, OneOf):
-            return self.resolve(binding.options[0])
+            # Which branch runs is known only at run time: name them all.
+            options = [self.resolve(option) for option in binding.options]
+            if all(isinstance(o, dict) for o in options):
+                uris = " | ".join(str(o.get("uri")) for o in options)
+                return {**options[0], "uri": f"<one of: {uris}>", "metadata": SymbolicMetadata("the dsl.OneOf branch that runs")}
+            return "<one of: " + " | ".join(str(o) for o in options) + ">"
         if isinstance(binding, Selected):
             inner = self.resolve(binding.inner)
             if isinstance(inner, str) and inner.startswith("<"):
@@ -95,6 +109,21 @@ class SymbolicResolver:
         if isinstance(binding, Absent):
             raise Missing("absent")
         raise TypeError(binding)
+
+
+    def _imported(self, producer: PlannedTask, importer: Any) -> dict[str, Any]:
+        """An importer's output is the URI it imports (a constant or one of its inputs)."""
+        from airflow_kfx.spec.model import ComponentInput
+
+        if isinstance(importer.artifact_uri, ComponentInput):
+            binding = producer.inputs.get(importer.artifact_uri.name)
+            uri = self.resolve(binding) if binding is not None else f"<input '{importer.artifact_uri.name}'>"
+        else:
+            uri = importer.artifact_uri.value
+        return {
+            "name": "artifact", "uri": str(uri), "schemaTitle": importer.schema_title,
+            "schemaVersion": importer.schema_version, "metadata": dict(importer.metadata),
+        }
 
 
 def render_pipeline(pipeline: Pipeline, params: Mapping[str, Any], output: Path) -> list[Path]:
@@ -153,8 +182,8 @@ def render_pod(task: Any, params: Mapping[str, Any]) -> Any:
     for source, binding in planned.platform_inputs:
         try:
             task._platform_values.append((source, resolver.resolve(binding)))
-        except Missing:
-            continue
+        except Missing:  # an optional input not given: the setting is left out
+            task._platform_values.append((source, None))
     identity = RunIdentity(
         dag_id=task.dag_id,
         run_id="<run_id>",

@@ -26,7 +26,8 @@ from airflow_kfx.operators.context import (
     resolve_inputs,
     run_identity,
 )
-from airflow_kfx.plan import PlannedTask
+from airflow_kfx.plan import Literal, PlannedTask
+from airflow_kfx.runtime.resolve import Missing
 from airflow_kfx.spec.model import Pipeline, Resources
 
 MAIN_CONTAINER = "base"
@@ -108,7 +109,11 @@ class KfxContainerOperator(KubernetesPodOperator):
                 return {**cached, "cache_hit": True}
         self._platform_values = []
         for source, binding in planned.platform_inputs:
-            self._platform_values.append((source, resolver.resolve(binding)))
+            try:
+                value = resolver.resolve(binding)
+            except Missing:  # an optional input not given: the setting is left out, as in KFP
+                value = None
+            self._platform_values.append((source, value))
         identity = run_identity(context, planned)
         artifacts = self._write_inline_files(artifacts, identity)
         self.prepare(parameters, artifacts, identity)
@@ -183,6 +188,9 @@ class KfxContainerOperator(KubernetesPodOperator):
             identity=identity,
             pipeline_root=self.pipeline_root(),
             symbolic=symbolic,
+            constant_inputs=frozenset(
+                name for name, binding in self.kfx_task.inputs.items() if isinstance(binding, Literal)
+            ),
         )
         self._invocation = invocation
         self._workspace_claim = None

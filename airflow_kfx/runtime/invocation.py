@@ -121,6 +121,7 @@ def prepare_container(
     identity: RunIdentity,
     pipeline_root: str,
     symbolic: frozenset[str] = frozenset(),
+    constant_inputs: frozenset[str] | None = None,
 ) -> ContainerInvocation:
     """Resolve placeholders and decide where every output goes.
 
@@ -153,6 +154,7 @@ def prepare_container(
             n: s.default for n, s in component.inputs.parameters.items() if s.has_default
         },
         input_artifacts=dict(artifacts),
+        constant_inputs=constant_inputs,
         output_parameters=output_files,
         output_artifacts=output_artifacts,
         output_file=f"{outputs_dir}/_kfx/executor_output.json",

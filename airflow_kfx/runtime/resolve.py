@@ -169,7 +169,8 @@ class Resolver:
         info = self.fetcher.run_info()
         status: dict[str, Any] = {
             "state": "FAILED" if failed else "SUCCEEDED",
-            "pipelineJobResourceName": info.get("run_id", ""),
+            # the same value {{$.pipeline_job_resource_name}} gets (KFP: the run's name)
+            "pipelineJobResourceName": f"{info.get('dag_id', '')}/{info.get('run_id', '')}",
             "pipelineTaskName": binding.task_name,
         }
         if failed:
