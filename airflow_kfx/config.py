@@ -24,7 +24,12 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "kubernetes_conn_id": ("kubernetes_default", "Airflow connection to the Kubernetes cluster."),
     "pipeline_root": ("", "Where artifacts live: s3://, gs://, minio:// URI or a filesystem path. Empty: the pipeline's defaultPipelineRoot, else <AIRFLOW_HOME>/kfx/artifacts."),
     "artifact_volume": ("", "PersistentVolumeClaim mounted in every pod at the pipeline root's local path (KFP's /s3/<bucket>, /gcs/<bucket>, /minio/<bucket> convention, or the path itself)."),
-    "mlflow_conn_id": ("mlflow_default", "Airflow connection to the MLflow tracking server."),
+    "mlflow_conn_id": ("mlflow_default", "Airflow connection to the MLflow tracking server (else MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)."),
+    "tracking": ("true", "Track runs in MLflow ('true'/'false')."),
+    "mlflow_strict": ("false", "'true': a task fails when MLflow cannot be reached; 'false': warn and go on."),
+    "mlflow_timeout": ("5", "Seconds to wait for one MLflow request before giving up (no retries)."),
+    "mlflow_ui_url": ("", "Base URL of the MLflow UI for the 'MLflow run' links; empty: the tracking URI when it is http(s), else http://127.0.0.1:5000."),
+    "mlflow_credentials_secret": ("", "Kubernetes secret holding MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN for task pods (kubernetes runtime)."),
     "image_pull_policy": ("", "Image pull policy for task pods (Always, IfNotPresent, Never); empty: Kubernetes' default."),
     "service_account": ("", "Service account for task pods; empty: the namespace default."),
 }

@@ -10,7 +10,8 @@ from airflow_kfx.config import CACHE_PARAM, KfxSettings
 from airflow_kfx.plan import CONDITION, EXECUTOR, ITERATIONS, Plan, PlannedTask, build_plan
 from airflow_kfx.spec.model import ParameterType, Pipeline, RetryPolicy
 
-RUN_STATUS_TASK = "kfx-run-status"
+RUN_START_TASK = "kfx-run-start"
+RUN_END_TASK = "kfx-run-end"
 WORKSPACE_TASK = "kfx-workspace"
 
 _JSON_SCHEMA_TYPES = {
@@ -130,20 +131,7 @@ def _populate(dag: Any, plan: Plan, settings: KfxSettings) -> None:
             # What MappedTaskGroup.__exit__ does: Airflow finds the task to expand
             # over through the group's upstream ids.
             group.set_upstream(operators[iterations])
-    if workspace_config(plan.pipeline) is not None:
-        _add_workspace(dag, plan, operators, settings)
-    if plan.has_all_done_tasks:
-        from airflow_kfx.operators.control import KfxRunStatusOperator
-
-        watcher = KfxRunStatusOperator(
-            task_id=RUN_STATUS_TASK,
-            dag=dag,
-            trigger_rule="one_failed",
-            retries=0,
-            doc_md="Fails the run if any task failed (exit handlers would otherwise make it succeed).",
-        )
-        for operator in operators.values():
-            operator >> watcher
+    _add_run_boundaries(dag, plan, operators, settings)
 
 
 def workspace_config(pipeline: Pipeline) -> Any:
@@ -152,23 +140,38 @@ def workspace_config(pipeline: Pipeline) -> Any:
     return config.workspace if config is not None else None
 
 
-def _add_workspace(dag: Any, plan: Plan, operators: dict[str, Any], settings: KfxSettings) -> None:
-    """``dsl.WorkspaceConfig``: a volume created before any task and removed after all."""
-    from airflow_kfx.operators.control import KfxWorkspaceOperator
+def _add_run_boundaries(dag: Any, plan: Plan, operators: dict[str, Any], settings: KfxSettings) -> None:
+    """Tasks around the pipeline: ``kfx-run-start`` opens the MLflow run (before any
+    task, so tasks never race to create it), the KFP workspace volume is created and
+    removed when the pipeline has one, and ``kfx-run-end`` — after everything — closes
+    the MLflow run and fails the DAG run if any task failed. KFP marks such runs
+    FAILED even when exit handlers succeed; Airflow would go by its last tasks.
+    """
+    from airflow_kfx.operators.control import KfxRunBoundaryOperator, KfxWorkspaceOperator
 
-    setup = KfxWorkspaceOperator(
-        task_id=WORKSPACE_TASK, dag=dag, kfx_pipeline=plan.pipeline, kfx_settings=settings,
-        doc_md="Creates this run's KFP workspace volume.",
-    ).as_setup()
-    teardown = KfxWorkspaceOperator(
-        task_id=WORKSPACE_TASK + "-cleanup", dag=dag, kfx_pipeline=plan.pipeline, kfx_settings=settings,
-        remove=True, doc_md="Removes this run's KFP workspace volume.",
-    ).as_teardown(setups=setup)
-    for operator in operators.values():
+    common = {"dag": dag, "kfx_pipeline": plan.pipeline, "kfx_settings": settings, "retries": 0}
+    first = start = KfxRunBoundaryOperator(
+        task_id=RUN_START_TASK, kfx_plan=plan, doc_md="Opens this run's MLflow run.", **common
+    )
+    end = KfxRunBoundaryOperator(
+        task_id=RUN_END_TASK, kfx_plan=plan, end=True, trigger_rule="all_done",
+        doc_md="Closes this run's MLflow run; fails the DAG run if any task failed.", **common,
+    )
+    planned = list(operators.values())
+    if workspace_config(plan.pipeline) is not None:
+        first = KfxWorkspaceOperator(task_id=WORKSPACE_TASK, doc_md="Creates this run's KFP workspace volume.", **common)
+        start >> first
+        cleanup = KfxWorkspaceOperator(
+            task_id=WORKSPACE_TASK + "-cleanup", remove=True, trigger_rule="all_done",
+            doc_md="Removes this run's KFP workspace volume.", **common,
+        )
+        for operator in planned:
+            operator >> cleanup
+        cleanup >> end
+    for operator in planned:
         if not operator.upstream_task_ids:
-            setup >> operator
-        if not operator.downstream_task_ids:
-            operator >> teardown
+            first >> operator
+        operator >> end
 
 
 def _make_operator(dag: Any, plan: Plan, planned: PlannedTask, group: Any, settings: KfxSettings) -> Any:

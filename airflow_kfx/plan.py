@@ -198,7 +198,6 @@ class Plan:
     groups: Mapping[str, PlannedGroup]
     tasks: Mapping[str, PlannedTask]  # by task_id, in a stable topological-ish order
     outputs: Mapping[str, Binding]  # pipeline outputs
-    has_all_done_tasks: bool
 
     def executor_tasks(self) -> Iterable[PlannedTask]:
         return (t for t in self.tasks.values() if t.kind == EXECUTOR)
@@ -235,7 +234,6 @@ class _Planner:
         self.tasks: dict[str, PlannedTask] = {}
         # KFP DAG-task identity → Airflow task ids in its subtree
         self.subtree: dict[tuple[str, ...], list[str]] = {}
-        self.has_all_done = False
 
     # -- walking --------------------------------------------------------------
     def plan(self) -> Plan:
@@ -245,7 +243,7 @@ class _Planner:
             name: self._dag_output_binding(root, output.name)
             for name, output in (self.pipeline.root.dag.outputs.items() if self.pipeline.root.dag else ())
         }
-        return Plan(self.pipeline, self.groups, self.tasks, outputs, self.has_all_done)
+        return Plan(self.pipeline, self.groups, self.tasks, outputs)
 
     def _walk(self, scope: _Scope, inherited: frozenset[str]) -> list[str]:
         """Plan every task of ``scope``'s DAG; returns all Airflow task ids planned."""
@@ -289,7 +287,6 @@ class _Planner:
         for source, _ in platform_inputs:
             if isinstance(source, TaskOutput):  # e.g. a PVC name from CreatePVC
                 upstream = upstream | self._leaves(scope.kfp_path + (source.producer_task,))
-        self.has_all_done |= all_done
         self.tasks[task_id] = PlannedTask(
             task_id=task_id,
             name=task.name,
@@ -325,7 +322,6 @@ class _Planner:
         loop_id = None
         planned: list[str] = []
         is_loop = task.iterator is not None
-        self.has_all_done |= all_done
         if is_loop and mapped_at is not None:
             # Airflow cannot nest mapped groups: hoist beside the outer loop's group.
             name = "__".join((*groups[mapped_at:], task.name))

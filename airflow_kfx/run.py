@@ -134,9 +134,13 @@ def collect_summary(plan: Any, dag_id: str, run_id: str, state: str, params: Map
         key: bool(value.get("cache_hit")) for key, value in results.items()
         if isinstance(value, Mapping) and "cache_hit" in value
     }
+    from airflow_kfx.dag_builder import RUN_START_TASK
+
+    mlflow = results.get((RUN_START_TASK, -1))
     return summarize(
         plan, dag_id=dag_id, run_id=run_id, state=state, params={**defaults, **params},
         states=states, results=results, cache_hits=cache_hits,
+        mlflow=mlflow if isinstance(mlflow, Mapping) else None,
     )
 
 

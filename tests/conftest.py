@@ -23,6 +23,8 @@ os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["AIRFLOW__KFX__RUNTIME"] = "local"
 os.environ["AIRFLOW__KFX__PIPELINE_ROOT"] = str(_HOME / "artifacts")
 os.environ.setdefault("KFX_CACHE_DIR", str(_HOME / "spec-cache"))
+# Tracking goes to a store of the session's own (the default would be ./mlflow.db).
+os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_HOME}/mlflow.db"
 # Lightweight components' virtualenvs are slow to build: share them across sessions.
 os.environ.setdefault("KFX_VENV_DIR", str(Path(tempfile.gettempdir()) / "kfx-test-venvs"))
 

@@ -44,8 +44,17 @@ def corpus_dag(relative: str) -> Any:
     return load_pipeline(path)
 
 
+# Every DAG starts with kfx-run-start and ends with kfx-run-end (MLflow run, run status).
+RUN_BOUNDARIES = {"kfx-run-start", "kfx-run-end"}
+
+
+def pipeline_tasks(dag: Any) -> list[Any]:
+    """The DAG's tasks minus the run-boundary tasks every kfx DAG has."""
+    return [t for t in dag.tasks if t.task_id not in RUN_BOUNDARIES]
+
+
 def upstream(dag: Any, task_id: str) -> set[str]:
-    return set(dag.get_task(task_id).upstream_task_ids)
+    return set(dag.get_task(task_id).upstream_task_ids) - RUN_BOUNDARIES
 
 
 def kind(dag: Any, task_id: str) -> str:
@@ -63,7 +72,7 @@ def rule(dag: Any, task_id: str) -> str:
 def group_leaves(dag: Any, group_id: str) -> set[str]:
     """Tasks of the group (any depth) with no downstream task inside the group."""
     prefix = group_id + "."
-    inside = {t.task_id for t in dag.tasks if t.task_id.startswith(prefix)}
+    inside = {t.task_id for t in pipeline_tasks(dag) if t.task_id.startswith(prefix)}
     return {t for t in inside if not (set(dag.get_task(t).downstream_task_ids) & inside)}
 
 
@@ -152,13 +161,13 @@ def test_dag_identity_tags_and_docs() -> None:
 
 def test_data_edges_form_a_chain() -> None:
     dag = dag_of("constants_and_outputs")
-    assert {t.task_id for t in dag.tasks} == {"add", "double", "split-number", "format-result"}
+    assert {t.task_id for t in pipeline_tasks(dag)} == {"add", "double", "split-number", "format-result"}
     assert upstream(dag, "add") == set()
     assert upstream(dag, "double") == {"add"}
     assert upstream(dag, "split-number") == {"double"}
     # NamedTuple outputs of one producer: one edge, not one per output
     assert upstream(dag, "format-result") == {"split-number"}
-    for task in dag.tasks:
+    for task in pipeline_tasks(dag):
         assert kind(dag, task.task_id) == "KfxContainerOperator"
         assert rule(dag, task.task_id) == "none_failed"
         assert group_of(dag, task.task_id) is None
@@ -433,16 +442,16 @@ def test_exit_task_runs_after_the_whole_group(name: str) -> None:
     assert group_of(dag, "report-status") is None
     leaves = group_leaves(dag, group)
     assert upstream(dag, "report-status") == leaves
-    for task in dag.tasks:
+    for task in pipeline_tasks(dag):
         if task.task_id.startswith(group + "."):
             assert rule(dag, task.task_id) == "none_failed", task.task_id
-    # the run-status watcher: fails the run if anything failed
-    watcher = dag.get_task("kfx-run-status")
-    assert type(watcher).__name__ == "KfxRunStatusOperator"
-    assert rule(dag, "kfx-run-status") == "one_failed"
-    assert watcher.retries == 0
-    assert upstream(dag, "kfx-run-status") == {t.task_id for t in dag.tasks} - {"kfx-run-status"}
-    assert watcher.downstream_task_ids == set()
+    # the run end: after everything, fails the run if anything failed
+    end = dag.get_task("kfx-run-end")
+    assert type(end).__name__ == "KfxRunBoundaryOperator"
+    assert rule(dag, "kfx-run-end") == "all_done"
+    assert end.retries == 0
+    assert upstream(dag, "kfx-run-end") == {t.task_id for t in pipeline_tasks(dag)}
+    assert end.downstream_task_ids == set()
 
 
 def test_exit_handler_leaves_and_group_names() -> None:
@@ -466,7 +475,7 @@ def test_several_exit_handlers_each_wait_for_their_own_group() -> None:
     for exit_task, group in (("print-op", "exit-handler-1"), ("print-op-3", "exit-handler-2"), ("print-op-5", "exit-handler-3")):
         assert rule(dag, exit_task) == "all_done"
         assert upstream(dag, exit_task) == group_leaves(dag, group), exit_task
-    assert rule(dag, "kfx-run-status") == "one_failed"
+    assert rule(dag, "kfx-run-end") == "all_done"
 
 
 def test_ignore_upstream_failure() -> None:
@@ -475,15 +484,17 @@ def test_ignore_upstream_failure() -> None:
     assert upstream(dag, "clean-up") == {"fail-task"}
     assert rule(dag, "never-runs") == "none_failed"
     assert rule(dag, "fail-task") == "none_failed"
-    assert rule(dag, "kfx-run-status") == "one_failed"
-    assert upstream(dag, "kfx-run-status") == {"fail-task", "clean-up", "never-runs"}
+    assert rule(dag, "kfx-run-end") == "all_done"
+    assert upstream(dag, "kfx-run-end") == {"fail-task", "clean-up", "never-runs"}
 
 
 @pytest.mark.parametrize("name", ["loops", "conditions", "constants_and_outputs", "kubernetes_platform"])
-def test_no_run_status_task_without_all_done_tasks(name: str) -> None:
+def test_every_dag_starts_and_ends_with_the_run_boundaries(name: str) -> None:
     dag = dag_of(name)
-    assert "kfx-run-status" not in dag.task_dict
-    assert all(rule(dag, t.task_id) == "none_failed" for t in dag.tasks)
+    assert all(rule(dag, t.task_id) == "none_failed" for t in pipeline_tasks(dag))
+    roots = {t.task_id for t in pipeline_tasks(dag) if not upstream(dag, t.task_id)}
+    assert dag.get_task("kfx-run-start").downstream_task_ids == roots
+    assert dag.get_task("kfx-run-end").upstream_task_ids == {t.task_id for t in pipeline_tasks(dag)}
 
 
 def test_pipeline_as_exit_task_runs_all_done() -> None:
@@ -494,8 +505,7 @@ def test_pipeline_as_exit_task_runs_all_done() -> None:
 
 def test_pipeline_as_exit_task_still_fails_the_run() -> None:
     dag = corpus_dag("pipeline_as_exit_task.yaml")
-    assert "kfx-run-status" in dag.task_dict
-    assert "exit-handler-1.fail-op" in upstream(dag, "kfx-run-status")
+    assert "exit-handler-1.fail-op" in upstream(dag, "kfx-run-end")
 
 
 # ---------------------------------------------------------------------------
@@ -512,7 +522,7 @@ def test_nested_pipelines_become_nested_groups() -> None:
     assert groups["stats-pipeline.square-pipeline"].parent_group.group_id == "stats-pipeline"
     assert groups["check-pipeline"].parent_group.group_id is None
     assert not any(isinstance(g, MappedTaskGroup) for g in groups.values())
-    assert {t.task_id for t in dag.tasks} == {
+    assert {t.task_id for t in pipeline_tasks(dag)} == {
         "stats-pipeline.square-pipeline.square",
         "stats-pipeline.add-one",
         "stats-pipeline.write-report",
@@ -574,7 +584,7 @@ def test_retry_delays_follow_the_policy() -> None:
 
 def test_caching_options_are_carried() -> None:
     dag = dag_of("retry_caching")
-    caching = {t.task_id: t.kfx_task.task.caching for t in dag.tasks}
+    caching = {t.task_id: t.kfx_task.task.caching for t in pipeline_tasks(dag)}
     assert (caching["add"].enable_cache, caching["add"].cache_key) == (True, None)
     assert caching["double"].enable_cache is False  # set_caching_options(False) → cachingOptions: {}
     assert (caching["increment"].enable_cache, caching["increment"].cache_key) == (True, None)
@@ -603,14 +613,14 @@ def test_task_docs_name_the_kfp_task_component_and_image() -> None:
 
 def test_placeholder_component_images_in_docs() -> None:
     dag = dag_of("placeholders")
-    for task in dag.tasks:
+    for task in pipeline_tasks(dag):
         assert "image: `python:3.11`" in task.doc_md, task.task_id
 
 
 def test_task_ids_stay_kfp_task_names() -> None:
     """``set_display_name`` never changes a task id (ids are used at run time)."""
     dag = dag_of("resources_env")
-    assert {t.task_id for t in dag.tasks} == {"read-env", "sized", "on-gpu"}
+    assert {t.task_id for t in pipeline_tasks(dag)} == {"read-env", "sized", "on-gpu"}
     assert dag.get_task("read-env").kfx_task.task.display_name == "Read environment"
 
 
@@ -631,12 +641,12 @@ ALL_FIXTURES = sorted(p.stem for p in FIXTURES.glob("*.yaml"))
 @pytest.mark.parametrize("name", ALL_FIXTURES)
 def test_every_fixture_builds_a_consistent_dag(name: str) -> None:
     dag = dag_of(name)
-    ids = {t.task_id for t in dag.tasks}
-    for task in dag.tasks:
-        assert set(task.upstream_task_ids) <= ids
+    ids = {t.task_id for t in pipeline_tasks(dag)}
+    for task in pipeline_tasks(dag):
+        assert upstream(dag, task.task_id) <= ids
         planned = getattr(task, "kfx_task", None)
         if planned is None:
-            assert task.task_id == "kfx-run-status"
+            assert task.task_id.startswith("kfx-workspace"), task.task_id
             continue
         assert planned.task_id == task.task_id
         assert task.task_group.group_id == planned.group
@@ -657,7 +667,7 @@ def test_every_fixture_dag_survives_airflow_serialization(name: str) -> None:
     dag.validate()
     back = DagSerialization.from_dict(DagSerialization.to_dict(dag))
     assert set(back.task_dict) == set(dag.task_dict)
-    for task in dag.tasks:
+    for task in pipeline_tasks(dag):
         copy_ = back.get_task(task.task_id)
         assert set(copy_.upstream_task_ids) == set(task.upstream_task_ids), task.task_id
         assert copy_.trigger_rule == task.trigger_rule

@@ -605,7 +605,7 @@ def test_exit_handler_on_success(runner: Runner) -> None:
     log = run.log("report-status")
     assert "task: exit-handler-1" in log  # PipelineTaskFinalStatus.pipeline_task_name
     assert "error: None None" in log
-    assert run.state_of("kfx-run-status") == "skipped"
+    assert run.state_of("kfx-run-end") == "success"
 
 
 def test_exit_handler_status_names_the_job_like_the_placeholder(runner: Runner) -> None:
@@ -629,7 +629,7 @@ def test_exit_handler_on_failure(runner: Runner) -> None:
     assert run.out("report-status") == "cleanup: FAILED"
     [error_line] = [line for line in run.logs[("report-status", -1)] if line.startswith("error:")]
     assert "exit-handler-1.fail" in error_line  # a non-empty error message naming the failed task
-    assert run.state_of("kfx-run-status") == "failed"
+    assert run.state_of("kfx-run-end") == "failed"
 
 
 def test_ignore_upstream_failure(runner: Runner) -> None:
@@ -640,7 +640,7 @@ def test_ignore_upstream_failure(runner: Runner) -> None:
     assert run.state_of("clean-up") == "success"
     assert run.out("clean-up") == "cleaned up after: upstream-failed"  # the input's default
     assert run.state_of("never-runs") == "upstream_failed"
-    assert run.state_of("kfx-run-status") == "failed"
+    assert run.state_of("kfx-run-end") == "failed"
 
 
 # ---------------------------------------------------------------------------

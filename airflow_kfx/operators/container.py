@@ -27,6 +27,7 @@ from airflow_kfx.operators.context import (
     run_identity,
 )
 from airflow_kfx.plan import Literal, PlannedTask
+from airflow_kfx.tracking.links import MlflowRunLink
 from airflow_kfx.runtime.resolve import Missing
 from airflow_kfx.spec.model import Pipeline, Resources
 
@@ -40,6 +41,7 @@ class KfxContainerOperator(KubernetesPodOperator):
     # are KFP's, and nothing here is ever rendered by Jinja.
     template_fields = ("image", "cmds", "arguments")
     shallow_copy_attrs = ("kfx_pipeline", "kfx_task")
+    operator_extra_links = (MlflowRunLink(),)
     ui_color = "#d6e4ff"
 
     def __init__(
@@ -81,6 +83,7 @@ class KfxContainerOperator(KubernetesPodOperator):
         self._platform_values: list[tuple[Any, Any]] = []
         self._invocation: Any = None
         self._workspace_claim: str | None = None
+        self.kfx_mlflow_run: Any = None
 
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
         # User values are data, never Jinja templates: leave every field as compiled.
@@ -99,6 +102,14 @@ class KfxContainerOperator(KubernetesPodOperator):
 
             if not evaluate_condition(planned.condition, parameters):
                 raise AirflowSkipException(f"condition is false: {planned.condition}")
+        from airflow_kfx.tracking.task import TaskTracker
+
+        container = self.kfx_pipeline.executors[planned.executor].container  # type: ignore[index]
+        tracker = TaskTracker.start(
+            context, self.kfx_pipeline, planned, self.kfx_settings, parameters,
+            tags={"kfx.component": planned.component, "kfx.image": container.image if container else ""},
+        )
+        self.kfx_mlflow_run = tracker.ref
         cache_key = self._cache_key(context, component, parameters, artifacts)
         if cache_key:
             from airflow_kfx.runtime import cache
@@ -106,7 +117,25 @@ class KfxContainerOperator(KubernetesPodOperator):
             cached = cache.lookup(self.pipeline_root(), cache_key)
             if cached is not None:
                 self.log.info("Cache hit (%s): reusing the outputs of an earlier execution", cache_key[:12])
+                tracker.finish(outputs=cached, failed=False, tags={"kfx.cache_hit": "true"})
                 return {**cached, "cache_hit": True}
+        try:
+            outputs = self._run(context, resolver, parameters, artifacts, tracker)
+        except BaseException:
+            tracker.finish(outputs=None, failed=True, tags={"kfx.cache_hit": "false"})
+            raise
+        if cache_key:
+            from airflow_kfx.runtime import cache
+
+            cache.store(self.pipeline_root(), cache_key, outputs)
+            outputs["cache_hit"] = False
+        pod_name = self.pod.metadata.name if getattr(self, "pod", None) is not None else "local"
+        tracker.finish(outputs=outputs, failed=False, tags={"kfx.cache_hit": "false", "kfx.pod_name": pod_name})
+        return outputs
+
+    def _run(self, context: Any, resolver: Any, parameters: Any, artifacts: Any, tracker: Any) -> dict[str, Any]:
+        """Build the pod, run it where the runtime says, and read its outputs."""
+        planned = self.kfx_task
         self._platform_values = []
         for source, binding in planned.platform_inputs:
             try:
@@ -116,25 +145,20 @@ class KfxContainerOperator(KubernetesPodOperator):
             self._platform_values.append((source, value))
         identity = run_identity(context, planned)
         artifacts = self._write_inline_files(artifacts, identity)
-        self.prepare(parameters, artifacts, identity)
+        self.prepare(parameters, artifacts, identity, extra_env=tracker.pod_env())
         runtime = config_value("runtime", self.kfx_settings.runtime)
         if runtime == "local":
             from airflow_kfx.runtime.local import run_pod_locally
 
             pod = self.build_pod_request_obj(context, dry_run=True)
-            run_pod_locally(pod, container_name=MAIN_CONTAINER, log=self.log.info)
+            credentials = tracker.tracking.session.target.credential_env() if tracker.tracking else {}
+            run_pod_locally(pod, container_name=MAIN_CONTAINER, log=self.log.info, extra_env=credentials)
         elif runtime == "kubernetes":
             with self._without_sidecar():
                 super().execute(context)
         else:
             raise TaskRuntimeError(f"unknown [kfx] runtime '{runtime}'; use 'kubernetes' or 'local'")
-        outputs = self.collect_outputs()
-        if cache_key:
-            from airflow_kfx.runtime import cache
-
-            cache.store(self.pipeline_root(), cache_key, outputs)
-            outputs["cache_hit"] = False
-        return outputs
+        return self.collect_outputs()
 
     def _cache_key(self, context: Any, component: Any, parameters: Any, artifacts: Any) -> str | None:
         """The KFP cache key when caching applies to this execution, else None."""
@@ -173,6 +197,7 @@ class KfxContainerOperator(KubernetesPodOperator):
         artifacts: Mapping[str, Any],
         identity: Any,
         symbolic: frozenset[str] = frozenset(),
+        extra_env: Mapping[str, str] | None = None,
     ) -> None:
         """Resolve placeholders and set what ``build_pod_request_obj`` reads."""
         from airflow_kfx.runtime.invocation import artifact_ref, prepare_container
@@ -201,7 +226,14 @@ class KfxContainerOperator(KubernetesPodOperator):
         self.image = invocation.image
         self.cmds = invocation.command
         self.arguments = invocation.args
-        self.env_vars = dict(invocation.env)
+        # The component's env, then MLflow's (so mlflow.log_metric in a component logs
+        # into this task's run); credentials come from a Kubernetes secret, never the pipeline.
+        self.env_vars = {**invocation.env, **(extra_env or {})}
+        secret = config_value("mlflow_credentials_secret")
+        if secret and extra_env:
+            from kubernetes.client import models as k8s
+
+            self.env_from = [k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=secret, optional=True))]
         self.container_resources = _resource_requirements(invocation.resources)
 
     def pipeline_root(self) -> str:

@@ -187,21 +187,6 @@ class KfxPvcOperator(KfxWorkerOperator):
         return {"parameters": {}, "artifacts": {}}
 
 
-class KfxRunStatusOperator(BaseOperator):
-    """Fails the DAG run when any task failed.
-
-    Exit handlers and ``ignore_upstream_failure`` tasks run after failures and
-    would otherwise make Airflow mark the run successful (a run's state comes
-    from its leaves); KFP marks such runs FAILED, and so do we.
-    """
-
-    ui_color = "#ffebee"
-    template_fields: tuple[str, ...] = ()
-
-    def execute(self, context: Any) -> None:
-        raise AirflowFailException("the pipeline failed: at least one task failed (see the tasks marked failed)")
-
-
 class KfxBrokenPipelineOperator(BaseOperator):
     """The one task of the stand-in DAG shown for a pipeline file that cannot load."""
 
@@ -222,7 +207,7 @@ class KfxWorkspaceOperator(BaseOperator):
     ui_color = "#ede7f6"
     template_fields: tuple[str, ...] = ()
 
-    def __init__(self, *, kfx_pipeline: Pipeline, kfx_settings: KfxSettings, remove: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *, kfx_pipeline: Pipeline, kfx_settings: KfxSettings, remove: bool = False, **kwargs: Any) -> None:  # noqa: D107
         super().__init__(**kwargs)
         self.kfx_pipeline, self.kfx_settings, self.remove = kfx_pipeline, kfx_settings, remove
 
@@ -244,3 +229,65 @@ def workspace_identity(context: Any) -> Any:
 
     ti = context["ti"]
     return RunIdentity(dag_id=ti.dag_id, run_id=ti.run_id, task_id="", kfp_task_name="", kfp_path="")
+
+
+class KfxRunBoundaryOperator(BaseOperator):
+    """The first and last task of a pipeline's DAG run.
+
+    The first opens the MLflow run (before any task, so tasks never race to create
+    it). The last closes it FINISHED/FAILED, records skipped tasks as such, and fails
+    the DAG run when any task failed — as KFP fails a run whose exit handler succeeded.
+    """
+
+    ui_color = "#e3f2fd"
+    template_fields: tuple[str, ...] = ()
+    shallow_copy_attrs = ("kfx_pipeline", "kfx_plan")
+
+    def __init__(self, *, kfx_pipeline: Pipeline, kfx_plan: Any, kfx_settings: KfxSettings, end: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kfx_pipeline, self.kfx_plan, self.kfx_settings, self.end = kfx_pipeline, kfx_plan, kfx_settings, end
+
+    def execute(self, context: Any) -> dict[str, Any] | None:
+        from airflow_kfx.tracking.task import pipeline_params, pipeline_tracking
+
+        states = self._states(context) if self.end else {}
+        failed = sorted(task for task, state in states.items() if state == "failed")
+        tracking = pipeline_tracking(context, self.kfx_pipeline, self.kfx_settings)
+        parent = tracking.parent(pipeline_params(context, self.kfx_pipeline)) if tracking else None
+        if tracking is None:
+            self.log.info("MLflow tracking is off ([kfx] tracking)")
+        elif parent is not None and not self.end:
+            self.log.info("MLflow run %s (experiment %s) at %s", parent.run_id, parent.experiment_id, parent.ui_url())
+        elif parent is not None:
+            self._record_not_run(tracking, parent, states)
+            tracking.finish(bool(failed))
+        if failed:
+            raise AirflowFailException(f"the pipeline failed: task(s) {', '.join(failed)} failed")
+        return parent.as_dict() if parent is not None else None
+
+    def _states(self, context: Any) -> dict[str, str]:
+        """Every other task's state in this run (mapped instances as ``task_mapindex``)."""
+        ti = context["ti"]
+        task_ids = [task_id for task_id in self.dag.task_ids if task_id != self.task_id]
+        result = ti.get_task_states(dag_id=ti.dag_id, task_ids=task_ids, run_ids=[ti.run_id])
+        return {k: str(v) for k, v in (result.get(ti.run_id) or {}).items()}
+
+    def _record_not_run(self, tracking: Any, parent: Any, states: dict[str, str]) -> None:
+        """Skipped and upstream-failed tasks never started a run: show them, KILLED."""
+        from airflow_kfx.plan import EXECUTOR
+        from airflow_kfx.tracking.runs import TASK_KIND
+
+        for planned in self.kfx_plan.tasks.values():
+            if planned.kind != EXECUTOR or planned.loops:
+                continue
+            state = states.get(planned.task_id)
+            if state not in ("skipped", "upstream_failed"):
+                continue
+            ref = tracking.nested(
+                key={"kfx.kind": TASK_KIND, "kfx.task_id": planned.task_id, "kfx.map_index": "-1"},
+                name=planned.kfp_path,
+                parent=parent,
+                tags={"kfx.task_path": planned.kfp_path, "kfx.state": state},
+            )
+            if ref is not None:
+                tracking.session.call("close a skipped task's run", tracking.client.set_terminated, ref.run_id, "KILLED")

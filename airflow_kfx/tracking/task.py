@@ -1,0 +1,86 @@
+"""Tracking as the operators see it: start a task's run, finish it, and the
+pipeline run's opening and closing tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from airflow_kfx.tracking.runs import TASK_KIND, PipelineTracking, RunRef, log_tags
+from airflow_kfx.tracking.session import TrackingSession, tracking_enabled
+
+
+def pipeline_tracking(context: Mapping[str, Any], pipeline: Any, settings: Any) -> PipelineTracking | None:
+    """The DAG run's tracking, or None when ``[kfx] tracking`` is off."""
+    if not tracking_enabled():
+        return None
+    ti = context["ti"]
+    dag_run = context.get("dag_run")
+    conf = dict(getattr(dag_run, "conf", None) or {})
+    experiment = settings.experiment or conf.get("experiment")
+    return PipelineTracking(
+        TrackingSession(),
+        pipeline_name=pipeline.name,
+        digest=pipeline.digest,
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        experiment=str(experiment) if experiment else None,
+    )
+
+
+def pipeline_params(context: Mapping[str, Any], pipeline: Any) -> dict[str, Any]:
+    params = context.get("params") or {}
+    return {name: params[name] for name in pipeline.root.inputs.parameters if name in params}
+
+
+def _log_outputs(client: Any, run_id: str, outputs: Mapping[str, Any]) -> None:
+    from airflow_kfx.runtime.storage import read_text
+    from airflow_kfx.tracking.outputs import log_task_outputs
+
+    log_task_outputs(client, run_id, outputs, read_text)
+
+
+class TaskTracker:
+    """One task execution's nested MLflow run (a no-op when tracking is off or down)."""
+
+    def __init__(self, tracking: PipelineTracking | None, ref: RunRef | None) -> None:
+        self.tracking = tracking
+        self.ref = ref
+
+    @classmethod
+    def start(cls, context: Mapping[str, Any], pipeline: Any, planned: Any, settings: Any,
+              inputs: Mapping[str, Any], tags: Mapping[str, Any]) -> TaskTracker:
+        tracking = pipeline_tracking(context, pipeline, settings)
+        if tracking is None:
+            return cls(None, None)
+        parent = tracking.parent(pipeline_params(context, pipeline))
+        if parent is None:
+            return cls(tracking, None)
+        if planned.loops:  # iterations nest under their (innermost) loop's run
+            loop = planned.loops[-1]
+            parent = tracking.loop(loop, loop.removesuffix("-iterations"), parent) or parent
+        ti = context["ti"]
+        map_index = ti.map_index if ti.map_index is not None else -1
+        name = planned.kfp_path + (f" [{map_index}]" if map_index >= 0 else "")
+        ref = tracking.nested(
+            key={"kfx.kind": TASK_KIND, "kfx.task_id": ti.task_id, "kfx.map_index": str(map_index)},
+            name=name,
+            parent=parent,
+            tags={"kfx.task_path": planned.kfp_path, "kfx.try_number": ti.try_number, **tags},
+            params=inputs,
+        )
+        return cls(tracking, ref)
+
+    def pod_env(self) -> dict[str, str]:
+        return self.ref.pod_env() if self.ref is not None else {}
+
+    def finish(self, *, outputs: Mapping[str, Any] | None, failed: bool, tags: Mapping[str, Any] | None = None) -> None:
+        if self.tracking is None or self.ref is None:
+            return
+        session = self.tracking.session
+        run_id = self.ref.run_id
+        if tags:
+            session.call("tag the task run", log_tags, session.client, run_id, tags)
+        if outputs:
+            session.call("log the task's outputs", _log_outputs, session.client, run_id, outputs)
+        session.call("close the task run", session.client.set_terminated, run_id, "FAILED" if failed else "FINISHED")
