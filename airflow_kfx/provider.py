@@ -14,6 +14,10 @@ def get_provider_info() -> dict[str, Any]:
         "name": "Kubeflow Pipelines (airflow-kfx)",
         "description": "Run compiled Kubeflow Pipelines on Airflow as KubernetesPodOperator tasks.",
         "versions": [__version__],
+        "connection-types": [
+            {"hook-class-name": "airflow_kfx.tracking.hook.MlflowHook", "connection-type": "mlflow"},
+        ],
+        "extra-links": ["airflow_kfx.tracking.links.MlflowRunLink"],
         "config": {
             SECTION: {
                 "description": "airflow-kfx: how KFP pipelines run and where their artifacts live.",
