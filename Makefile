@@ -7,9 +7,13 @@ VENV := .venv
 KFP_VENV := .venv-kfp
 UV := $(VENV)/bin/uv
 
-.PHONY: setup test test-fast demo compile-fixtures bench clean
+.PHONY: setup system-deps test test-fast demo compile-fixtures bench clean
 
 setup: $(VENV)/.installed $(KFP_VENV)/.installed
+
+# Debian's Chromium, driven by Playwright for the MLflow UI screenshot test.
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 $(VENV)/.installed: requirements/constraints.txt pyproject.toml
 	$(PYTHON) -m venv --clear $(VENV)
@@ -24,7 +28,7 @@ $(KFP_VENV)/.installed: requirements/kfp-tools.txt $(VENV)/.installed
 	touch $@
 
 # The README's test command (CI runs it): every test, slow end-to-end runs included.
-test: setup
+test: setup system-deps
 	$(VENV)/bin/python -m pytest
 
 # Everything but the end-to-end pipeline runs.
