@@ -171,7 +171,7 @@ def _parse_parameter_spec(name: str, node: Node) -> ParameterSpec:
         node.fail("a parameter needs 'parameterType' (or, in schema 2.0.0, 'type')")
     default = NO_DEFAULT
     if node.has("defaultValue"):
-        default = _legacy_value(node.get("defaultValue"))
+        default = as_delivered(_legacy_value(node.get("defaultValue")), parameter_type)
     return ParameterSpec(
         name=name,
         type=parameter_type,
@@ -196,6 +196,23 @@ def _parse_artifact_spec(name: str, node: Node) -> ArtifactSpec:
         optional=bool(node.get("isOptional", False)),
         description=node.get("description") or "",
     )
+
+
+def as_delivered(value: Any, parameter_type: ParameterType) -> Any:
+    """A value as KFP delivers it: protobuf Values are doubles, and protojson writes
+    integral ones as integers, so ``count: 3.0`` reaches a component as ``3`` (also
+    inside lists and structs); a NUMBER_INTEGER is an int."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if parameter_type is ParameterType.NUMBER_DOUBLE:
+        return float(value) if isinstance(value, int) else value
+    if isinstance(value, float) and value.is_integer() and parameter_type is not ParameterType.STRING:
+        return int(value)
+    if isinstance(value, list):
+        return [as_delivered(v, ParameterType.LIST) for v in value]
+    if isinstance(value, Mapping):
+        return {k: as_delivered(v, ParameterType.STRUCT) for k, v in value.items()}
+    return value
 
 
 def _legacy_value(value: Any) -> Any:
