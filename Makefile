@@ -18,7 +18,7 @@ system-deps:
 $(VENV)/.installed: requirements/constraints.txt pyproject.toml
 	$(PYTHON) -m venv --clear $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
-	$(UV) pip install --quiet --python $(VENV)/bin/python -r requirements/constraints.txt
+	$(UV) pip install --quiet --compile-bytecode --python $(VENV)/bin/python -r requirements/constraints.txt
 	$(UV) pip install --quiet --python $(VENV)/bin/python --no-deps -e .
 	touch $@
 

@@ -100,7 +100,7 @@ def run(request: RunRequest, out: TextIO | None = None) -> int:
     log_path = home / "logs" / f"{dag.dag_id}-{time.strftime('%Y%m%dT%H%M%S')}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]{pipeline.display_name or pipeline.name}[/bold] → DAG {dag.dag_id} "
-                  f"(runtime {os.environ['AIRFLOW__KFX__RUNTIME']}); Airflow log: {log_path}")
+                  f"(runtime {os.environ['AIRFLOW__KFX__RUNTIME']}); Airflow log: {log_path}", soft_wrap=True)
     progress = _progress_listener(console, plan)
     from airflow.sdk.listener import get_listener_manager
 

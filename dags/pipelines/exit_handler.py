@@ -13,7 +13,8 @@ Expected result:
     exit-op            → "exit handler: SUCCEEDED"; the run succeeds.
   ``-p fail=true``:
     check-message fails (ValueError: asked to fail);
-    exit-op still runs → "exit handler: FAILED"; the run fails.
+    exit-op still runs → "exit handler: FAILED" (it prints the error: code 2,
+    "failed tasks: exit-handler-1.check-message"); the run fails (exit code 1).
 """
 
 from kfp import dsl

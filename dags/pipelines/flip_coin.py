@@ -10,7 +10,8 @@ What it shows:
 Only the chosen branch's tasks run; everything else is skipped. The randomness
 comes from ``random.Random(seed)``, so a given ``seed`` always gives the same run.
 
-Expected result (pipeline output ``Output``, and the nested message printed):
+Expected result (pipeline output ``Output``, the result of the last task,
+``print-msg-6``; and the nested branch's message):
   seed=1 (default) → flip "heads", random-num 6  → "heads and 6 > 4"  → "heads: 6"
   seed=3           → flip "heads", random-num 2  → "heads and 2 <= 4" → "heads: 2"
   seed=0           → flip "tails", random-num-2 19 → "tails and 19 > 15"  → "tails: 19"
