@@ -35,11 +35,13 @@ test: setup system-deps
 test-fast: setup
 	$(VENV)/bin/python -m pytest -m "not slow"
 
-# The main job on the embedded default: validate the example pipelines and write
-# the Pod each task would submit to a cluster.
+# The main job on the embedded default: the training example run once through
+# Airflow (SQLite metadata DB in .kfx/, MLflow at sqlite:///mlflow.db), plus the Pod
+# manifests its tasks would submit to a cluster.
 demo: setup
 	$(VENV)/bin/kfx validate dags/
-	$(VENV)/bin/kfx render dags/pipelines/hello_world.yaml -p recipient=Airflow -o build/pods
+	$(VENV)/bin/kfx run dags/pipelines/training.yaml --json build/training-summary.json
+	$(VENV)/bin/kfx render dags/pipelines/training.yaml -o build/pods
 
 compile-fixtures: $(KFP_VENV)/.installed
 	$(KFP_VENV)/bin/python tools/compile_fixtures.py
