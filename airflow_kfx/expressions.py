@@ -22,14 +22,14 @@ celpy is imported lazily: this module is imported at DAG-parse time.
 from __future__ import annotations
 
 import json
-import math
 import operator
 import re
-from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
 from airflow_kfx.exceptions import KfxError
+# KFP's PbValueToText, shared with the command-line placeholders
+from airflow_kfx.placeholders import value_to_text
 
 _PARAM_REF = re.compile(r"""parameter_values\s*\[\s*(['"])(.*?)\1\s*\]""")
 _INT_TEXT = re.compile(r"[+-]?[0-9]+")  # what Go strconv.ParseInt(s, 10, 64) accepts
@@ -96,22 +96,6 @@ def apply_selector(expression: str, value: Any) -> Any:
             f"parameterExpressionSelector {expression!r} on value {_short(value)}: "
             f"{_describe(exc)}"
         ) from exc
-
-
-def value_to_text(value: Any) -> str:
-    """KFP's ``PbValueToText``: what ``string_value`` holds, and what a STRING input
-    parameter receives when the value bound to it is not a string."""
-    if value is None or isinstance(value, str):
-        return value or ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):  # Go strconv.FormatFloat(v, 'f', -1, 64)
-        x = float(value)
-        if not math.isfinite(x):
-            return "NaN" if math.isnan(x) else ("+Inf" if x > 0 else "-Inf")
-        return format(Decimal(repr(x)).normalize(), "f")
-    # Go json.Marshal of a ListValue/Struct: compact, keys sorted, 3.0 written as 3.
-    return json.dumps(_integral(value), separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
 @lru_cache(maxsize=1024)
