@@ -181,7 +181,8 @@ class _Progress:
     def on_task_instance_failed(self, previous_state: Any, task_instance: Any, error: Any) -> None:
         self._done(task_instance, "[red]✗ failed[/red]")
         if self._name(task_instance) is not None:
-            tail = "\n".join(str(error).splitlines()[-8:]) if error else ""
+            lines = str(error).splitlines() if error else []
+            tail = "\n".join(lines[:1] + lines[1:][-8:])  # what failed, then the end of its output
             if tail:
                 self.console.print(_indent(tail), style="red", markup=False)
 

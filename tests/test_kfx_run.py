@@ -1,0 +1,127 @@
+"""``kfx run`` as a user runs it: the embedded default, progress, the --json summary
+(PRODUCT.md §6), exit codes, typed -p values, and KFP caching across runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import FIXTURES, REPO
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def kfx_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("kfx-home")
+
+
+def kfx_run(home: Path, *args: str, cwd: Path | None = None) -> tuple[int, str, dict[str, Any] | None]:
+    summary = home / f"summary-{len(list(home.glob('summary-*.json')))}.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(KFX_HOME=str(home), MLFLOW_TRACKING_URI=f"sqlite:///{home}/mlflow.db")
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow_kfx.cli", "run", *args, "--json", str(summary)],
+        capture_output=True, text=True, env=env, cwd=cwd or home, timeout=900,
+    )
+    data = json.loads(summary.read_text()) if summary.exists() else None
+    return result.returncode, result.stdout + result.stderr, data
+
+
+def test_summary_has_the_documented_shape_and_values(kfx_home: Path) -> None:
+    code, output, summary = kfx_run(kfx_home, str(FIXTURES / "nested_loops.yaml"))
+    assert code == 0, output
+    assert summary is not None
+    assert set(summary) == {"pipeline", "dag_id", "run_id", "state", "mlflow", "outputs", "tasks"}
+    assert summary["pipeline"] == "nested-loops" and summary["dag_id"] == "nested_loops"
+    assert summary["state"] == "success"
+    assert set(summary["mlflow"]) == {"tracking_uri", "experiment_id", "run_id"}
+    assert summary["mlflow"]["tracking_uri"] == f"sqlite:///{kfx_home}/mlflow.db"
+    assert summary["mlflow"]["run_id"]
+    # task keys are KFP task paths; loop tasks list their iterations
+    assert summary["tasks"]["total"] == {"state": "success", "cache_hit": False,
+                                         "outputs": {"parameters": {"Output": 7}, "artifacts": {}}}
+    inner = summary["tasks"]["for-loop-2/for-loop-3/multiply"]
+    assert inner["state"] == "success"
+    assert sorted(i["outputs"]["parameters"]["Output"] for i in inner["iterations"]) == [1, 2, 4]
+    even = summary["tasks"]["for-loop-5/condition-6/report-even"]
+    assert [i["state"] for i in even["iterations"]] == ["skipped", "success", "skipped", "success"]
+    # live progress and the summary table reach the terminal, Airflow's noise does not
+    assert "✓ total" in output and "nested-loops — run" in output
+    assert "[DAG TEST]" not in output
+
+
+def test_pipeline_outputs_and_typed_params(kfx_home: Path) -> None:
+    code, output, summary = kfx_run(
+        kfx_home, str(FIXTURES / "typed_params.yaml"),
+        "-p", "name=kfx", "-p", "count=41", "-p", "ratio=0.5", "-p", "flag=true",
+        "-p", "items=[5, 6]", "-p", 'config={"k": "w"}',
+    )
+    assert code == 0, output
+    tasks = summary["tasks"]
+    assert tasks["next-int"]["outputs"]["parameters"]["Output"] == 42
+    assert tasks["extend-list"]["outputs"]["parameters"]["Output"] == [5, 6, 3]  # appends len + 1
+    code, output, _ = kfx_run(kfx_home, str(FIXTURES / "typed_params.yaml"), "-p", "name=x", "-p", "count=many")
+    assert code == 1 and "'many' is not a valid NUMBER_INTEGER" in output
+
+
+def test_constants_pipeline_outputs(kfx_home: Path) -> None:
+    code, output, summary = kfx_run(kfx_home, str(FIXTURES / "constants_and_outputs.yaml"))
+    assert code == 0, output
+    assert summary["outputs"]["parameters"] == {"summary": "result: half=5 square=100 parity=even", "doubled": 10}
+
+
+def test_a_failed_run_exits_1_and_shows_the_failure(kfx_home: Path) -> None:
+    code, output, summary = kfx_run(kfx_home, str(FIXTURES / "exit_handler_failing.yaml"))
+    assert code == 1
+    assert summary["state"] == "failed"
+    assert summary["tasks"]["exit-handler-1/fail"]["state"] == "failed"
+    assert summary["tasks"]["exit-handler-1/after-fail"]["state"] == "upstream_failed"
+    assert summary["tasks"]["report-status"]["outputs"]["parameters"]["Output"] == "cleanup: FAILED"
+    assert "✗ failed exit-handler-1/fail" in output
+    assert "exited with code 1" in output  # the end of the task's output, shown on failure
+
+
+def test_caching_hits_misses_and_no_cache(tmp_path: Path) -> None:
+    # A home of its own: KFP's cache key does not include the pipeline, so the same
+    # component with the same inputs in another pipeline would already be a hit.
+    kfx_home = tmp_path
+    pipeline = str(FIXTURES / "retry_caching.yaml")
+    code, _, first = kfx_run(kfx_home, pipeline)
+    assert code == 0
+    code, _, second = kfx_run(kfx_home, pipeline)
+    assert code == 0
+    code, _, third = kfx_run(kfx_home, pipeline, "--no-cache")
+    assert code == 0
+
+    def hits(summary: dict[str, Any]) -> dict[str, bool]:
+        return {name: task["cache_hit"] for name, task in summary["tasks"].items()}
+
+    # 'double' has caching off (set_caching_options(False)): it always runs
+    assert hits(first) == {"add": False, "double": False, "increment": False, "double-2": False}
+    assert hits(second) == {"add": True, "double": False, "increment": True, "double-2": True}
+    assert hits(third) == {"add": False, "double": False, "increment": False, "double-2": False}
+    # a hit returns the earlier execution's outputs
+    assert second["tasks"]["double-2"]["outputs"] == first["tasks"]["double-2"]["outputs"]
+    # the fingerprint follows the inputs: only tasks whose inputs changed run again
+    typed = str(FIXTURES / "typed_params.yaml")
+    kfx_run(kfx_home, typed, "-p", "name=a", "-p", "count=7")
+    code, _, other = kfx_run(kfx_home, typed, "-p", "name=b", "-p", "count=7")
+    assert code == 0
+    assert other["tasks"]["next-int"]["cache_hit"] is True  # count unchanged
+    assert other["tasks"]["describe"]["cache_hit"] is False  # 'name' changed
+
+
+def test_the_readme_main_job_runs_the_training_example(kfx_home: Path) -> None:
+    code, output, summary = kfx_run(kfx_home, str(REPO / "dags" / "pipelines" / "training.yaml"))
+    assert code == 0, output
+    evaluate = summary["tasks"]["evaluate-model"]["outputs"]
+    assert evaluate["parameters"]["Output"] == pytest.approx(136 / 143)
+    metrics = [a for a in evaluate["artifacts"].values() if "accuracy" in a["metadata"]]
+    assert metrics and metrics[0]["metadata"]["test_rows"] == 143
