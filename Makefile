@@ -7,7 +7,7 @@ VENV := .venv
 KFP_VENV := .venv-kfp
 UV := $(VENV)/bin/uv
 
-.PHONY: setup system-deps test test-fast demo compile-fixtures bench clean
+.PHONY: setup system-deps test test-fast demo conformance compile-fixtures bench clean
 
 setup: $(VENV)/.installed $(KFP_VENV)/.installed
 
@@ -42,6 +42,10 @@ demo: setup
 	$(VENV)/bin/kfx validate dags/
 	$(VENV)/bin/kfx run dags/pipelines/training.yaml --json build/training-summary.json
 	$(VENV)/bin/kfx render dags/pipelines/training.yaml -o build/pods
+
+# The whole KFP backend conformance table (~30 min; CI runs a subset within `make test`).
+conformance: setup
+	$(VENV)/bin/python -m pytest tests/test_conformance.py -m conformance
 
 compile-fixtures: $(KFP_VENV)/.installed
 	$(KFP_VENV)/bin/python tools/compile_fixtures.py

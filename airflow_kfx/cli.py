@@ -150,6 +150,12 @@ def parse_params(pipeline: Any, raw_params: Sequence[str]) -> dict[str, Any]:
         except ValueError as err:
             raise SpecError(f"-p {name}: '{text}' is not a valid {spec.type.value}: {err}") from None
         params[name] = value
+    missing = sorted(n for n, s in declared.items() if n not in params and not s.optional and not s.has_default)
+    if missing:
+        raise SpecError(
+            "the pipeline needs parameter(s) " + ", ".join(f"-p {n}=<{declared[n].type.value}>" for n in missing),
+            file=pipeline.source_file,
+        )
     return params
 
 

@@ -90,6 +90,7 @@ class FinalStatus:
 
     task_name: str
     task_ids: tuple[str, ...]
+    pipeline_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -424,7 +425,7 @@ class _Planner:
             return self._task_output_binding(scope, source.producer_task, source.output_key, is_artifact)
         if isinstance(source, TaskFinalStatus):
             ids = tuple(sorted(self.subtree.get(scope.kfp_path + (source.producer_task,), ())))
-            return FinalStatus(source.producer_task, ids)
+            return FinalStatus(source.producer_task, ids, self.pipeline.name)
         raise AssertionError(f"unknown source {source!r}")
 
     def _component_input_binding(self, scope: _Scope, name: str) -> Binding:

@@ -74,7 +74,7 @@ def run(request: RunRequest, out: TextIO | None = None) -> int:
         pipeline = load_pipeline_file(request.path)
         params = parse_params(pipeline, request.params)
     except KfxError as err:
-        console.print(f"[red]{err}[/red]")
+        console.print(str(err), style="red", markup=False, soft_wrap=True)
         return 1
     ensure_database(home)
     pipeline_path = Path(request.path).resolve()
@@ -106,8 +106,12 @@ def run(request: RunRequest, out: TextIO | None = None) -> int:
 
     get_listener_manager().add_listener(progress)
     started = time.perf_counter()
-    with _captured_output(log_path):
-        dag_run = dag.test(run_conf=conf or None)
+    try:
+        with _captured_output(log_path):
+            dag_run = dag.test(run_conf=conf or None)
+    except Exception as err:  # noqa: BLE001 - Airflow refusing the run: one line, no traceback
+        console.print(f"[red]kfx: the run could not start: {type(err).__name__}: {err}[/red] (log: {log_path})")
+        return 1
     summary = collect_summary(plan, dag.dag_id, dag_run.run_id, str(dag_run.state), conf)
     _print_summary(console, summary, time.perf_counter() - started)
     if request.json_file:

@@ -143,7 +143,7 @@ def test_executor_input_and_output_metadata() -> None:
     executor_input = json.loads(argv[argv.index("--executor_input_str") + 1])
     assert executor_input["inputs"]["parameterValues"] == {"test_param": "hi"}
     assert executor_input["inputs"]["artifacts"]["test_artifact"]["artifacts"][0]["uri"] == "/data/x"
-    assert argv[argv.index("--output_metadata_path") + 1].endswith("/d/r1/probe/0/_kfx/executor_output.json")
+    assert argv[argv.index("--output_metadata_path") + 1].endswith("/d/r1/probe/0/executor_output.json")
 
 
 def test_missing_and_unknown_inputs_fail_when_the_dag_is_written() -> None:

@@ -160,7 +160,7 @@ def test_pipeline_and_task_placeholders() -> None:
     values = dict(a.split("=", 1) for a in args[1:])
     assert values == {
         "job_name": "<run_id>",
-        "job_resource_name": "placeholders/<run_id>",
+        "job_resource_name": "<pipeline_job_resource_name>",
         "job_id": "<pipeline_job_uuid>",
         "task_name": "runtime-info",
         "task_id": "<pipeline_task_uuid>",
@@ -190,7 +190,7 @@ def test_python_component_command_and_typed_executor_input() -> None:
         "inputs": {"artifacts": {}, "parameterValues": {"n": 3}},
         "outputs": {
             "artifacts": {},
-            "outputFile": f"{task_root}/_kfx/executor_output.json",
+            "outputFile": f"{task_root}/executor_output.json",
             "parameters": {"Output": {"outputFile": f"{task_root}/_kfx/parameters/Output"}},
         },
     }
@@ -275,7 +275,7 @@ def test_loop_tasks_render_with_the_item_and_a_mapped_output_folder() -> None:
     manifest = render(dag, "for-loop-5.greet")
     data = executor_input(manifest)
     assert data["inputs"]["parameterValues"] == {"name": "<item of loop 'for-loop-5'>"}
-    assert data["outputs"]["outputFile"] == f"{root}/loops/<run_id>/for-loop-5/greet/<map_index>/_kfx/executor_output.json"
+    assert data["outputs"]["outputFile"] == f"{root}/loops/<run_id>/for-loop-5/greet/<map_index>/executor_output.json"
     for task_id in ("for-loop-2.square", "for-loop-4.multiply", "for-loop-6.square-2", "sum-ints", "sum-ints-2"):
         render(dag, task_id)
     collected = executor_input(render(dag, "sum-ints"))["inputs"]["parameterValues"]["values"]

@@ -409,7 +409,8 @@ def test_placeholders_pipeline_and_task(runner: Runner) -> None:
         "create_time", "schedule_time", "root",
     ]
     assert fields["job_name"] == run.result.run_id
-    assert run.result.run_id in fields["job_resource_name"]
+    # KFP names the job '<pipeline name>-<suffix>'
+    assert re.fullmatch(r"placeholders-[0-9a-f]{8}", fields["job_resource_name"])
     assert fields["task_name"] == "runtime-info"
     assert is_uuid(fields["job_id"]) and is_uuid(fields["task_id"])
     assert fields["job_id"] != fields["task_id"]
@@ -601,7 +602,7 @@ def test_exit_handler_on_success(runner: Runner) -> None:
     assert run.state == "success"
     assert run.out("exit-handler-1.greet") == "hello kfx"
     assert run.out("exit-handler-1.shout") == "HELLO KFX!"
-    assert run.out("report-status") == "done: SUCCEEDED"
+    assert run.out("report-status") == "done: COMPLETE"  # the KFP backend's state, as its own test asserts
     log = run.log("report-status")
     assert "task: exit-handler-1" in log  # PipelineTaskFinalStatus.pipeline_task_name
     assert "error: None None" in log
@@ -611,7 +612,9 @@ def test_exit_handler_on_success(runner: Runner) -> None:
 def test_exit_handler_status_names_the_job_like_the_placeholder(runner: Runner) -> None:
     run = runner("exit_handler")
     # what {{$.pipeline_job_resource_name}} gives in this run (see test_placeholders_pipeline_and_task)
-    resource_name = f"{run.result.dag_id}/{run.result.run_id}"
+    from airflow_kfx.runtime.invocation import job_resource_name
+
+    resource_name = job_resource_name("exit-handler", run.result.dag_id, run.result.run_id)
     assert f"job: {resource_name}" in run.log("report-status").splitlines()
 
 

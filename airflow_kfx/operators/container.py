@@ -146,10 +146,12 @@ class KfxContainerOperator(KubernetesPodOperator):
         identity = run_identity(context, planned)
         artifacts = self._write_inline_files(artifacts, identity)
         self.prepare(parameters, artifacts, identity, extra_env=tracker.pod_env())
+        _refuse_oci_inputs(artifacts, planned.kfp_path)
         runtime = config_value("runtime", self.kfx_settings.runtime)
         if runtime == "local":
             from airflow_kfx.runtime.local import run_pod_locally
 
+            _make_output_folders(self._invocation)
             pod = self.build_pod_request_obj(context, dry_run=True)
             credentials = tracker.tracking.session.target.credential_env() if tracker.tracking else {}
             run_pod_locally(pod, container_name=MAIN_CONTAINER, log=self.log.info, extra_env=credentials)
@@ -270,6 +272,27 @@ class KfxContainerOperator(KubernetesPodOperator):
 
         component = component_of(self.kfx_pipeline, self.kfx_task)
         return read_task_outputs(self._invocation, component)
+
+
+def _refuse_oci_inputs(artifacts: Mapping[str, Any], where: str) -> None:
+    """KFP mounts ``oci://`` model images into the pod (modelcar); we cannot yet."""
+    for name, refs in artifacts.items():
+        for ref in refs:
+            uri = str(ref.get("uri", "")) if isinstance(ref, Mapping) else ""
+            if uri.startswith("oci://"):
+                raise TaskRuntimeError(
+                    f"task '{where}': input artifact '{name}' is the OCI model image {uri}; mounting "
+                    "model images into task pods (KFP's modelcar) is not supported yet"
+                )
+
+
+def _make_output_folders(invocation: Any) -> None:
+    """On a local pipeline root, the task's folder exists before it runs, as KFP's
+    launcher makes it (``dsl.get_uri()`` outputs are written straight into it)."""
+    from airflow_kfx.runtime.storage import is_remote
+
+    if not is_remote(invocation.task_root):
+        os.makedirs(invocation.task_root.removeprefix("file://"), exist_ok=True)
 
 
 def default_pipeline_root(pipeline: Pipeline, settings: KfxSettings) -> str:

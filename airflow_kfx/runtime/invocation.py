@@ -56,6 +56,13 @@ class RunIdentity:
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"kfx:{self.dag_id}/{self.run_id}/{self.task_id}/{self.map_index}"))
 
 
+def job_resource_name(pipeline_name: str, dag_id: str, run_id: str) -> str:
+    """KFP names a run's job ``<pipeline name>-<suffix>`` (its Argo workflow's name);
+    the suffix here is stable for the Airflow run."""
+    digest = uuid.uuid5(uuid.NAMESPACE_URL, f"kfx:{dag_id}/{run_id}").hex[:8]
+    return f"{pipeline_name}-{digest}"
+
+
 def task_root(pipeline_root: str, identity: RunIdentity) -> str:
     """``<pipeline_root>/<dag_id>/<run_id>/<kfp task path>/<map index>`` (0 when unmapped)."""
     run = "<run_id>" if identity.symbolic else _UNSAFE.sub("_", identity.run_id)
@@ -157,10 +164,14 @@ def prepare_container(
         constant_inputs=constant_inputs,
         output_parameters=output_files,
         output_artifacts=output_artifacts,
-        output_file=f"{outputs_dir}/_kfx/executor_output.json",
+        # In the task's own folder: KFP's dsl.get_uri() puts outputs beside this file.
+        output_file=f"{outputs_dir}/executor_output.json",
         pipeline={
             "pipeline_job_name": identity.run_id,
-            "pipeline_job_resource_name": f"{identity.dag_id}/{identity.run_id}",
+            "pipeline_job_resource_name": (
+                "<pipeline_job_resource_name>" if identity.symbolic
+                else job_resource_name(pipeline.name, identity.dag_id, identity.run_id)
+            ),
             "pipeline_job_uuid": identity.job_uuid,
             "pipeline_task_name": identity.kfp_task_name,
             "pipeline_task_uuid": identity.task_uuid,

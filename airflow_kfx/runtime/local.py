@@ -152,7 +152,8 @@ def run_pod_locally(
     for variable in container.env or []:
         if variable.value_from is None:
             env[variable.name] = variable.value or ""
-        # fieldRef (pod name, namespace, …) has no local meaning: left unset
+        elif variable.value_from.field_ref is not None:
+            env[variable.name] = _field_value(pod, variable.value_from.field_ref.field_path)
     env.update(lightweight_env)
     env.update(extra_env or {})
     created: list[str] = []
@@ -171,6 +172,28 @@ def run_pod_locally(
         shutil.rmtree(scratch, ignore_errors=True)
     if code != 0:
         raise TaskRuntimeError(f"the task's command exited with code {code}; last output:\n" + "\n".join(tail))
+
+
+def _field_value(pod: Any, path: str) -> str:
+    """The downward API (``fieldRef``) as Kubernetes fills it, for the pod that runs here;
+    a label or annotation the pod does not have is ``""``, as in Kubernetes."""
+    import re
+
+    metadata = pod.metadata
+    keyed = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
+    if keyed:
+        values = (metadata.labels if keyed.group(1) == "labels" else metadata.annotations) or {}
+        return str(values.get(keyed.group(2), ""))
+    simple = {
+        "metadata.name": metadata.name or "",
+        "metadata.namespace": metadata.namespace or "",
+        "metadata.uid": "",
+        "spec.nodeName": os.uname().nodename,
+        "spec.serviceAccountName": pod.spec.service_account_name or "default",
+        "status.hostIP": "127.0.0.1",
+        "status.podIP": "127.0.0.1",
+    }
+    return simple.get(path, "")
 
 
 def _run(argv: list[str], workdir: str, env: Mapping[str, str], log: Callable[[str], None]) -> tuple[int, list[str]]:

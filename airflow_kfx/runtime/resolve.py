@@ -167,14 +167,21 @@ class Resolver:
         states = self.fetcher.task_states(binding.task_ids)
         failed = sorted(k for k, s in states.items() if s in ("failed", "upstream_failed"))
         info = self.fetcher.run_info()
+        from airflow_kfx.runtime.invocation import job_resource_name
+
         status: dict[str, Any] = {
-            "state": "FAILED" if failed else "SUCCEEDED",
-            # the same value {{$.pipeline_job_resource_name}} gets (KFP: the run's name)
-            "pipelineJobResourceName": f"{info.get('dag_id', '')}/{info.get('run_id', '')}",
+            # KFP's backend reports the MLMD execution state: COMPLETE or FAILED
+            # (its own backend test asserts 'COMPLETE'; the SDK docs say SUCCEEDED).
+            "state": "FAILED" if failed else "COMPLETE",
+            # the same value {{$.pipeline_job_resource_name}} gets
+            "pipelineJobResourceName": job_resource_name(
+                binding.pipeline_name, info.get("dag_id", ""), info.get("run_id", "")
+            ),
             "pipelineTaskName": binding.task_name,
         }
         if failed:
-            status["error"] = {"code": 2, "message": f"failed tasks: {', '.join(failed)}"}
+            culprits = [k for k in failed if states[k] == "failed"] or failed
+            status["error"] = {"code": 2, "message": f"failed tasks: {', '.join(culprits)}"}
         return status
 
 

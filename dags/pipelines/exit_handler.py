@@ -10,7 +10,7 @@ What it shows:
 Expected result:
   default (``fail=false``):
     get-message("kfx") → "Hello, kfx!"; check-message → "HELLO, KFX!"
-    exit-op            → "exit handler: SUCCEEDED"; the run succeeds.
+    exit-op            → "exit handler: COMPLETE"; the run succeeds.
   ``-p fail=true``:
     check-message fails (ValueError: asked to fail);
     exit-op still runs → "exit handler: FAILED" (it prints the error: code 2,
