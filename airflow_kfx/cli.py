@@ -82,7 +82,9 @@ def _check_one(path: Path) -> str | None:
 
             load_component_from_file(path)
             return None
-        build_dag(load_pipeline_file(path, use_cache=False))
+        # Airflow's own checks too (trigger rules, setup/teardown, params), as a DAG
+        # processor would run them.
+        build_dag(load_pipeline_file(path, use_cache=False)).validate()
     except KfxError as err:
         return str(err)
     except Exception as err:  # a bug in airflow-kfx: still one line, never a traceback
