@@ -467,6 +467,7 @@ def test_exit_handler_leaves_and_group_names() -> None:
     assert status == FinalStatus(
         "exit-handler-1",
         ("exit-handler-1.after-fail", "exit-handler-1.before", "exit-handler-1.fail"),
+        "exit-handler-failing",  # names the job in the status, as {{$.pipeline_job_resource_name}}
     )
 
 
