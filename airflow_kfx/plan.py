@@ -21,7 +21,7 @@ Decisions made here, once, for every runtime:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
 from airflow_kfx.spec.model import (
@@ -394,14 +394,14 @@ class _Planner:
             )
             planned.append(gate_id)
             upstream = frozenset({gate_id})
-            inner = _replace_gates(inner, scope.gates + (Output(gate_id, GATE_OUTPUT, False, loops),))
+            inner = replace(inner, gates=scope.gates + (Output(gate_id, GATE_OUTPUT, False, loops),))
         planned.extend(self._walk(inner, upstream))
         # Tasks with ALL_UPSTREAM_TASKS_COMPLETED on a DAG task apply to its roots.
         if all_done and not task.condition and not is_loop:
             for task_id in planned:
                 planned_task = self.tasks[task_id]
                 if planned_task.upstream and planned_task.upstream <= upstream:
-                    self.tasks[task_id] = _with(planned_task, all_done=True)
+                    self.tasks[task_id] = replace(planned_task, all_done=True)
         return planned
 
     # -- bindings ---------------------------------------------------------------
@@ -530,18 +530,6 @@ def _input_names(task: Task, component: Component) -> list[str]:
     return names + [name for name in task.inputs if name not in names]
 
 
-def _replace_gates(scope: _Scope, gates: tuple[Output, ...]) -> _Scope:
-    from dataclasses import replace
-
-    return replace(scope, gates=gates)
-
-
-def _with(task: PlannedTask, **changes: Any) -> PlannedTask:
-    from dataclasses import replace
-
-    return replace(task, **changes)
-
-
 def _topological(tasks: Mapping[str, Task]) -> list[Task]:
     """Tasks ordered so producers come before consumers (validated acyclic)."""
     ordered: list[Task] = []
@@ -563,10 +551,3 @@ def _topological(tasks: Mapping[str, Task]) -> list[Task]:
 
 def build_plan(pipeline: Pipeline) -> Plan:
     return _Planner(pipeline).plan()
-
-
-def parameter_types(pipeline: Pipeline, planned: PlannedTask) -> dict[str, ParameterType]:
-    component = pipeline.components[planned.component] if planned.component else None
-    if component is None:
-        return {}
-    return {name: spec.type for name, spec in component.inputs.parameters.items()}

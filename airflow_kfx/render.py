@@ -7,7 +7,6 @@ only at run time (upstream outputs, loop items, run ids) as explicit
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -200,7 +199,3 @@ def render_pod(task: Any, params: Mapping[str, Any]) -> Any:
 
 
 _plan_cache: dict[str, Plan] = {}
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from airflow_kfx.runtime.storage import is_remote
 from airflow_kfx.spec.model import Component, Container
 
 CACHE_FOLDER = ".kfx-cache"
@@ -57,7 +58,7 @@ def fingerprint(
 
 def _entry(pipeline_root: str, key: str) -> Any:
     location = f"{pipeline_root.rstrip('/')}/{CACHE_FOLDER}/{key}.json"
-    if "://" in location and not location.startswith("file://"):
+    if is_remote(location):
         from airflow.sdk import ObjectStoragePath
 
         return ObjectStoragePath(location)
@@ -96,7 +97,7 @@ def store(pipeline_root: str, key: str, outputs: Mapping[str, Any]) -> None:
 
 
 def _exists(uri: str) -> bool:
-    if "://" in uri and not uri.startswith("file://"):
+    if is_remote(uri):
         from airflow.sdk import ObjectStoragePath
 
         try:

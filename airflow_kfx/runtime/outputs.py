@@ -8,6 +8,7 @@ from typing import Any
 
 from airflow_kfx.executor import ArtifactRef, read_outputs
 from airflow_kfx.runtime.invocation import ContainerInvocation, artifact_descriptor
+from airflow_kfx.runtime.storage import is_remote
 from airflow_kfx.spec.model import Component
 
 
@@ -15,7 +16,7 @@ def read_task_outputs(invocation: ContainerInvocation, component: Component) -> 
     """``{"parameters": {...}, "artifacts": {name: [descriptor, ...]}}`` for XCom."""
     parameter_files = dict(invocation.output_parameter_files)
     executor_output = invocation.context.output_file
-    if _is_remote(invocation.task_root):
+    if is_remote(invocation.task_root):
         parameter_files, executor_output = _download(invocation, parameter_files, executor_output)
     parameters, artifacts = read_outputs(
         parameter_files,
@@ -29,10 +30,6 @@ def read_task_outputs(invocation: ContainerInvocation, component: Component) -> 
             name: [artifact_descriptor(ref) for ref in refs] for name, refs in artifacts.items()
         },
     }
-
-
-def _is_remote(uri: str) -> bool:
-    return "://" in uri and not uri.startswith("file://")
 
 
 def _download(
