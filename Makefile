@@ -7,7 +7,7 @@ VENV := .venv
 KFP_VENV := .venv-kfp
 UV := $(VENV)/bin/uv
 
-.PHONY: setup system-deps test test-fast demo conformance compile-fixtures bench clean
+.PHONY: setup system-deps lint test test-fast demo conformance compile-fixtures bench clean
 
 setup: $(VENV)/.installed $(KFP_VENV)/.installed
 
@@ -27,8 +27,12 @@ $(KFP_VENV)/.installed: requirements/kfp-tools.txt $(VENV)/.installed
 	$(UV) pip install --quiet --python $(KFP_VENV)/bin/python -r requirements/kfp-tools.txt
 	touch $@
 
-# The README's test command (CI runs it): every test, slow end-to-end runs included.
-test: setup system-deps
+# ruff: pyflakes, bugbear, imports (incl. no heavy imports at module level), pyupgrade.
+lint: setup
+	$(VENV)/bin/ruff check airflow_kfx dags tests bench tools
+
+# The README's test command (CI runs it): the linter, then every test, slow end-to-end runs included.
+test: setup system-deps lint
 	$(VENV)/bin/python -m pytest
 
 # Everything but the end-to-end pipeline runs.

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from airflow_kfx.exceptions import KfxError, SpecError
+from airflow_kfx.exceptions import KfxError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,7 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "run":
-        from airflow_kfx.run import RunRequest, run as run_pipeline
+        from airflow_kfx.run import RunRequest
+        from airflow_kfx.run import run as run_pipeline
 
         code = run_pipeline(RunRequest(args.path, args.param, args.runtime, args.experiment, args.no_cache, args.json_file))
         # Skip the interpreter's final garbage collection of everything Airflow
@@ -104,6 +103,7 @@ def _is_v1_component(path: Path) -> bool:
 
 
 def render_command(path: str, raw_params: Sequence[str], output: str) -> int:
+    from airflow_kfx.params import parse_params
     from airflow_kfx.render import render_pipeline
     from airflow_kfx.spec.loader import load_pipeline_file
 
@@ -117,48 +117,6 @@ def render_command(path: str, raw_params: Sequence[str], output: str) -> int:
     for file in written:
         print(file)
     return 0
-
-
-def parse_params(pipeline: Any, raw_params: Sequence[str]) -> dict[str, Any]:
-    """``-p name=value`` typed by the pipeline parameter's declared type."""
-    from airflow_kfx.spec.model import ParameterType
-
-    declared = pipeline.root.inputs.parameters
-    params: dict[str, Any] = {}
-    for raw in raw_params:
-        name, sep, text = raw.partition("=")
-        if not sep:
-            raise SpecError(f"-p expects NAME=VALUE, got '{raw}'")
-        spec = declared.get(name)
-        if spec is None:
-            known = ", ".join(sorted(declared)) or "none"
-            raise SpecError(f"the pipeline has no parameter '{name}' (parameters: {known})", file=pipeline.source_file)
-        try:
-            if spec.type is ParameterType.STRING:
-                value: Any = text
-            elif spec.type is ParameterType.NUMBER_INTEGER:
-                value = int(text)
-            elif spec.type is ParameterType.NUMBER_DOUBLE:
-                value = float(text)
-            elif spec.type is ParameterType.BOOLEAN:
-                if text.lower() not in ("true", "false"):
-                    raise ValueError("expected true or false")
-                value = text.lower() == "true"
-            else:
-                value = json.loads(text)
-                expected = list if spec.type is ParameterType.LIST else dict
-                if not isinstance(value, expected):
-                    raise ValueError(f"expected a JSON {'list' if expected is list else 'object'}")
-        except ValueError as err:
-            raise SpecError(f"-p {name}: '{text}' is not a valid {spec.type.value}: {err}") from None
-        params[name] = value
-    missing = sorted(n for n, s in declared.items() if n not in params and not s.optional and not s.has_default)
-    if missing:
-        raise SpecError(
-            "the pipeline needs parameter(s) " + ", ".join(f"-p {n}=<{declared[n].type.value}>" for n in missing),
-            file=pipeline.source_file,
-        )
-    return params
 
 
 if __name__ == "__main__":  # pragma: no cover

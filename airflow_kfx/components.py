@@ -17,22 +17,14 @@ import hashlib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_kfx.exceptions import SpecError, UnsupportedFeatureError
 from airflow_kfx.spec.model import Component, Dag, Executor, Location, Pipeline
 from airflow_kfx.spec.source import load_documents, root_node
 
-@dataclass(frozen=True)
-class DagParam:
-    """A reference to a DAG param, resolved when the task runs (never via Jinja)."""
-
-    name: str
-
-
-def dag_param(name: str) -> DagParam:
-    return DagParam(name)
+if TYPE_CHECKING:
+    from airflow_kfx.operators.component import KfxComponentOperator
 
 
 def load_component_from_text(text: str, *, source: str = "<text>") -> ComponentFactory:

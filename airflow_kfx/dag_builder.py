@@ -134,12 +134,6 @@ def _populate(dag: Any, plan: Plan, settings: KfxSettings) -> None:
     _add_run_boundaries(dag, plan, operators, settings)
 
 
-def workspace_config(pipeline: Pipeline) -> Any:
-    platform = pipeline.platform
-    config = platform.pipeline_config if platform is not None else None
-    return config.workspace if config is not None else None
-
-
 def _add_run_boundaries(dag: Any, plan: Plan, operators: dict[str, Any], settings: KfxSettings) -> None:
     """Tasks around the pipeline: ``kfx-run-start`` opens the MLflow run (before any
     task, so tasks never race to create it), the KFP workspace volume is created and
@@ -158,7 +152,7 @@ def _add_run_boundaries(dag: Any, plan: Plan, operators: dict[str, Any], setting
         doc_md="Closes this run's MLflow run; fails the DAG run if any task failed.", **common,
     )
     planned = list(operators.values())
-    if workspace_config(plan.pipeline) is not None:
+    if plan.pipeline.workspace is not None:
         first = KfxWorkspaceOperator(task_id=WORKSPACE_TASK, doc_md="Creates this run's KFP workspace volume.", **common)
         start >> first
         cleanup = KfxWorkspaceOperator(

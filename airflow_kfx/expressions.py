@@ -24,10 +24,12 @@ from __future__ import annotations
 import json
 import operator
 import re
+from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from airflow_kfx.exceptions import KfxError
+
 # KFP's PbValueToText, shared with the command-line placeholders
 from airflow_kfx.placeholders import value_to_text
 

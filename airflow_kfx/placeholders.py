@@ -1,6 +1,6 @@
 """KFP command-line placeholders: parsing, structure (Concat/IfPresent), value text.
 
-Pure and stdlib-only. :mod:`airflow_kfx.executor` supplies the values; this module
+Pure and stdlib-only. :mod:`airflow_kfx.task_io` supplies the values; this module
 knows the grammar, how KFP turns values into command-line text (Go launcher
 semantics) and how it reads output-parameter files back into values.
 
@@ -164,7 +164,7 @@ def _decode(item: Any, where: str) -> str | dict[str, Any]:
         try:
             item = json.loads(item)
         except json.JSONDecodeError as exc:
-            raise PlaceholderError(f"malformed Concat/IfPresent JSON ({exc}): {item!r}", where=where)
+            raise PlaceholderError(f"malformed Concat/IfPresent JSON ({exc}): {item!r}", where=where) from None
     if not isinstance(item, Mapping) or len(item) != 1:
         raise PlaceholderError(
             f"a command-line item must be a string, Concat or IfPresent, got {item!r}", where=where

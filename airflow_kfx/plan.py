@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Union
+from typing import Any
 
 from airflow_kfx.spec.model import (
     ArtifactIterator,
@@ -30,7 +30,6 @@ from airflow_kfx.spec.model import (
     ComponentInput,
     Constant,
     ParameterIterator,
-    ParameterType,
     Pipeline,
     Task,
     TaskFinalStatus,
@@ -136,9 +135,10 @@ class AsFile:
     inner: Binding
 
 
-Binding = Union[
-    Literal, RunParam, Output, LoopItem, OneOf, FinalStatus, Absent, Selected, XComValue, AsText, ArtifactText, AsFile
-]
+Binding = (
+    Literal | RunParam | Output | LoopItem | OneOf | FinalStatus | Absent | Selected | XComValue | AsText
+    | ArtifactText | AsFile
+)
 
 
 # ---------------------------------------------------------------------------
@@ -162,7 +162,6 @@ class PlannedGroup:
     name: str  # the group's own id inside its parent
     parent: str | None
     kfp_path: str  # KFP task names joined with '/'
-    kind: str  # pipeline, condition, branches, exit-handler, loop
     tooltip: str = ""
     iterations_task: str | None = None  # for loops: the task whose output is expanded
     parallelism_limit: int | None = None
@@ -355,7 +354,6 @@ class _Planner:
             name=name,
             parent=parent_group,
             kfp_path="/".join(scope.kfp_path + (task.name,)),
-            kind=component.kind,
             tooltip=task.display_name or task.name,
             iterations_task=loop_id,
             parallelism_limit=task.parallelism_limit,

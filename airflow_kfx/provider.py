@@ -6,8 +6,8 @@ from typing import Any
 
 
 def get_provider_info() -> dict[str, Any]:
-    from airflow_kfx import __version__
     from airflow_kfx.config import OPTIONS, SECTION
+    from airflow_kfx.version import __version__
 
     return {
         "package-name": "airflow-kfx",

@@ -66,8 +66,8 @@ def run(request: RunRequest, out: TextIO | None = None) -> int:
     # The terminal, kept apart from fds 1/2, which carry Airflow's own output to a log file.
     out = out or os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     console = Console(file=out, highlight=False)
-    from airflow_kfx.cli import parse_params
     from airflow_kfx.exceptions import KfxError
+    from airflow_kfx.params import parse_params
     from airflow_kfx.spec.loader import load_pipeline_file
 
     try:
@@ -115,7 +115,9 @@ def run(request: RunRequest, out: TextIO | None = None) -> int:
     summary = collect_summary(plan, dag.dag_id, dag_run.run_id, str(dag_run.state), conf)
     _print_summary(console, summary, time.perf_counter() - started)
     if request.json_file:
-        Path(request.json_file).write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        target = Path(request.json_file)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return 0 if summary["state"] == "success" else 1
 
 

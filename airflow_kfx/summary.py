@@ -62,7 +62,7 @@ def summarize(
     for planned in plan.tasks.values():
         if planned.kind != EXECUTOR:
             continue
-        instances = sorted((i for (t, i) in states if t == planned.task_id))
+        instances = sorted(i for (t, i) in states if t == planned.task_id)
         if not planned.loops:
             tasks[planned.kfp_path] = _instance(planned.task_id, -1, states, results, cache_hits)
             continue

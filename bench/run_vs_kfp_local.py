@@ -107,11 +107,11 @@ def _ts(line: str) -> float | None:
 def kfx_phases(log: Path, started_at: float, ended_at: float) -> dict[str, float]:
     """Split one `kfx run` into phases from its Airflow log's timestamps."""
     lines = log.read_text(errors="replace").splitlines()
-    stamped = [(t, l) for l in lines if (t := _ts(l)) is not None]
+    stamped = [(t, line) for line in lines if (t := _ts(line)) is not None]
     first = stamped[0][0]
 
     def at(pattern: str, after: float = 0.0) -> float:
-        return next(t for t, l in stamped if t >= after and pattern in l)
+        return next(t for t, line in stamped if t >= after and pattern in line)
 
     run_created = at("Created dag run.")
     first_start = at("[DAG TEST] starting task_id=")
@@ -143,7 +143,7 @@ def kfx_phases(log: Path, started_at: float, ended_at: float) -> dict[str, float
         except StopIteration:
             pass
         components.append({"total": total - venv_build, "component": wrote - launch, "venv": venv_build})
-    last_end = max(t for t, l in stamped if "[DAG TEST] end task" in l)
+    last_end = max(t for t, line in stamped if "[DAG TEST] end task" in line)
     return {
         "virtualenv build (first run only)": sum(c["venv"] for c in components),
         "startup (imports, load + build DAG, DB check)": first - started_at,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from airflow_kfx import dag_param, load_component_from_file, load_component_from_text
+from airflow_kfx import load_component_from_file, load_component_from_text
 from airflow_kfx.exceptions import SpecError, UnsupportedFeatureError
 from tests.support import CORPUS, REPO, corpus_files
 
@@ -177,10 +177,10 @@ def test_metadata_shows_in_the_airflow_ui() -> None:
 
 @pytest.mark.slow
 def test_hand_written_dag_mixing_components_and_airflow_tasks_runs(dags_folder: Path) -> None:
+    import importlib.util
+
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
-
-    import importlib.util
 
     spec = importlib.util.spec_from_file_location("kfx_hand_written_example", REPO / "dags" / "hand_written.py")
     module = importlib.util.module_from_spec(spec)

@@ -23,7 +23,8 @@ def kfx_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def kfx_run(home: Path, *args: str, cwd: Path | None = None) -> tuple[int, str, dict[str, Any] | None]:
-    summary = home / f"summary-{len(list(home.glob('summary-*.json')))}.json"
+    # A folder that does not exist yet: `kfx run --json` creates it (`make demo` writes build/…).
+    summary = home / "summaries" / f"run-{len(list(home.glob('summaries/run-*')))}" / "summary.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(KFX_HOME=str(home), MLFLOW_TRACKING_URI=f"sqlite:///{home}/mlflow.db")
     result = subprocess.run(

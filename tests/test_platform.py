@@ -9,7 +9,6 @@ pod that validates against the Kubernetes 1.33 schema.
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Callable
 from functools import cache
@@ -45,8 +44,8 @@ from airflow_kfx.spec.platform import (
     parse_value_source,
 )
 from airflow_kfx.spec.source import Node, load_documents, root_node
-
 from tests.support import CORPUS
+
 SNAPSHOTS = CORPUS / "kubernetes_platform/python/test/snapshot/data"
 K8S_VERSION = "1.33"
 

@@ -87,7 +87,7 @@ def mounted(manifest: Mapping[str, Any], path: str) -> tuple[dict[str, Any], dic
 
 def cli_params(path: Path, *raw: str) -> dict[str, Any]:
     """``kfx render -p NAME=VALUE`` parameters, typed as the CLI types them."""
-    from airflow_kfx.cli import parse_params
+    from airflow_kfx.params import parse_params
     from airflow_kfx.spec.loader import load_pipeline_file
 
     return parse_params(load_pipeline_file(path), list(raw))

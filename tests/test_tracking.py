@@ -133,9 +133,9 @@ def test_failed_and_skipped_tasks_are_visible(tracked: MlflowServer, dags_folder
 
 
 def test_the_mlflow_run_link_of_a_task(tracked: MlflowServer, dags_folder: Path) -> None:
+    from airflow.models.taskinstancekey import TaskInstanceKey
     from airflow.models.xcom import XComModel
     from airflow.serialization.definitions.operatorlink import XComOperatorLink
-    from airflow.models.taskinstancekey import TaskInstanceKey
 
     run = run_pipeline(FIXTURES / "mlflow_env.yaml", dags_folder)
     _, nested = runs_of(tracked.client(), "mlflow-env", run)

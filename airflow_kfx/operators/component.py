@@ -121,7 +121,7 @@ def make_component_task(factory: ComponentFactory, task_id: str, inputs: dict[st
 
 def _bind(factory: ComponentFactory, name: str, value: Any) -> tuple[Binding, Any]:
     """The binding for one input value, and the operator it depends on (if any)."""
-    from airflow_kfx.components import DagParam
+    from airflow_kfx.params import DagParam
 
     wants_file = name in factory.component.inputs.artifacts
     v1_type = (factory.v1_types or {}).get(name)

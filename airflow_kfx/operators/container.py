@@ -18,7 +18,6 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_kfx.config import CACHE_PARAM, KfxSettings, config_value
-from airflow_kfx.dag_builder import workspace_config
 from airflow_kfx.exceptions import TaskRuntimeError
 from airflow_kfx.operators.context import (
     component_of,
@@ -27,9 +26,9 @@ from airflow_kfx.operators.context import (
     run_identity,
 )
 from airflow_kfx.plan import Literal, PlannedTask
-from airflow_kfx.tracking.links import MlflowRunLink
 from airflow_kfx.runtime.resolve import Missing
 from airflow_kfx.spec.model import Pipeline, Resources
+from airflow_kfx.tracking.links import MlflowRunLink
 
 MAIN_CONTAINER = "base"
 
@@ -221,7 +220,7 @@ class KfxContainerOperator(KubernetesPodOperator):
         )
         self._invocation = invocation
         self._workspace_claim = None
-        if workspace_config(self.kfx_pipeline) is not None:
+        if self.kfx_pipeline.workspace is not None:
             from airflow_kfx.runtime.pvc import workspace_claim_name
 
             self._workspace_claim = "<run workspace claim>" if identity.symbolic else workspace_claim_name(identity)

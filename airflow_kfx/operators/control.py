@@ -14,7 +14,6 @@ from airflow_kfx.exceptions import TaskRuntimeError
 from airflow_kfx.operators.context import (
     coerce_parameter,
     component_of,
-    flatten_artifacts,
     gates_open,
     open_resolver,
     resolve_inputs,
@@ -113,8 +112,8 @@ class KfxImporterOperator(KfxWorkerOperator):
     ui_color = "#e8f5e9"
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow_kfx.executor import ExecutorContext, resolve_command_line
         from airflow_kfx.spec.model import ComponentInput, Constant
+        from airflow_kfx.task_io import ExecutorContext, resolve_command_line
 
         planned = self.kfx_task
         resolver = open_resolver(context, planned)
@@ -219,7 +218,7 @@ class KfxWorkspaceOperator(BaseOperator):
         if self.remove:
             delete_claim(workspace_claim_name(identity), runtime=runtime, settings=self.kfx_settings, log=self.log)
             return
-        workspace = self.kfx_pipeline.platform.pipeline_config.workspace
+        workspace = self.kfx_pipeline.workspace
         create_workspace(workspace, identity, runtime=runtime, settings=self.kfx_settings, log=self.log)
 
 

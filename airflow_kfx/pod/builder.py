@@ -40,7 +40,6 @@ def finish_pod(
     container_name: str,
     workspace_claim: str | None = None,
 ) -> Any:
-    from kubernetes.client import models as k8s
 
     platform = pipeline.platform
     config = platform.executors.get(planned.executor) if platform is not None else None
@@ -69,7 +68,7 @@ def finish_pod(
 
             pod = apply_executor_config(pod, config, resolve_known, container_name=container_name)
     if workspace_claim:
-        from airflow_kfx.executor import WORKSPACE_MOUNT_PATH
+        from airflow_kfx.task_io import WORKSPACE_MOUNT_PATH
 
         _mount_claim(pod, WORKSPACE_VOLUME_NAME, workspace_claim, WORKSPACE_MOUNT_PATH, container_name)
     if artifact_volume:

@@ -9,9 +9,10 @@ scheduling; this converter refuses them instead.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubernetes.client import models
+if TYPE_CHECKING:
+    pass
 
 from airflow_kfx.exceptions import TaskRuntimeError
 
@@ -23,6 +24,7 @@ def to_k8s_model(data: Any, type_name: str, what: str) -> Any:
 
     ``what`` names the value in error messages, e.g. ``"tolerationJson[0]"``.
     """
+    from kubernetes.client import models
     if type_name.startswith("list["):
         if not isinstance(data, list):
             raise _error(what, f"expected a list, got {type(data).__name__}")

@@ -20,29 +20,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubernetes.client import (
-    V1Capabilities,
-    V1ConfigMapKeySelector,
-    V1ConfigMapVolumeSource,
-    V1Container,
-    V1EmptyDirVolumeSource,
-    V1EnvVar,
-    V1EnvVarSource,
-    V1LocalObjectReference,
-    V1ObjectFieldSelector,
-    V1ObjectMeta,
-    V1PersistentVolumeClaimVolumeSource,
-    V1Pod,
-    V1PodSpec,
-    V1ResourceRequirements,
-    V1SecretKeySelector,
-    V1SecretVolumeSource,
-    V1SecurityContext,
-    V1Volume,
-    V1VolumeMount,
-)
+if TYPE_CHECKING:
+    from kubernetes.client import (
+        V1Container,
+        V1EnvVar,
+        V1Pod,
+        V1PodSpec,
+    )
 
 from airflow_kfx.exceptions import TaskRuntimeError
 from airflow_kfx.pod.platform_scheduling import apply_scheduling
@@ -70,6 +56,7 @@ def apply_executor_config(
     its value for this task run. ``container_name`` is the main container, which
     gets the env vars, volume mounts, pull policy and security context.
     """
+    from kubernetes.client import V1ObjectMeta
     pod = copy.deepcopy(pod)
     pod.metadata = pod.metadata or V1ObjectMeta()
     spec: V1PodSpec = pod.spec
@@ -111,6 +98,13 @@ def _container(spec: V1PodSpec, name: str) -> V1Container:
 def _add_volumes(config: KubernetesExecutorConfig, resolve: Resolver, container: V1Container,
                  volumes: PodVolumes) -> None:
     # Spec-named volumes first, so an init container's reference finds them first.
+    from kubernetes.client import (
+        V1ConfigMapVolumeSource,
+        V1EmptyDirVolumeSource,
+        V1PersistentVolumeClaimVolumeSource,
+        V1SecretVolumeSource,
+        V1Volume,
+    )
     for empty in config.empty_dir_mounts:
         source = V1EmptyDirVolumeSource(medium=empty.medium, size_limit=empty.size_limit)
         name = volumes.add(empty.volume_name, V1Volume(name="", empty_dir=source))
@@ -151,6 +145,13 @@ def _add_volumes(config: KubernetesExecutorConfig, resolve: Resolver, container:
 
 
 def _add_env(config: KubernetesExecutorConfig, resolve: Resolver, container: V1Container) -> None:
+    from kubernetes.client import (
+        V1ConfigMapKeySelector,
+        V1EnvVar,
+        V1EnvVarSource,
+        V1ObjectFieldSelector,
+        V1SecretKeySelector,
+    )
     for secret in config.secret_as_env:
         secret_name = resolve_name(resolve, secret.secret_name, "secretAsEnv secret name")
         if secret_name is None:
@@ -186,6 +187,7 @@ def _set_env(container: V1Container, var: V1EnvVar) -> None:
 
 def _add_image_settings(config: KubernetesExecutorConfig, resolve: Resolver, spec: V1PodSpec,
                         container: V1Container) -> None:
+    from kubernetes.client import V1LocalObjectReference
     if config.image_pull_policy:
         container.image_pull_policy = config.image_pull_policy
     secrets = list(spec.image_pull_secrets or [])
@@ -197,6 +199,7 @@ def _add_image_settings(config: KubernetesExecutorConfig, resolve: Resolver, spe
 
 
 def _set_security_context(wanted: SecurityContext, container: V1Container) -> None:
+    from kubernetes.client import V1Capabilities, V1SecurityContext
     context = container.security_context = container.security_context or V1SecurityContext()
     # As KFP: an identity already set on the base pod (by an administrator) wins.
     if wanted.run_as_user is not None and context.run_as_user is None:
@@ -210,6 +213,7 @@ def _set_security_context(wanted: SecurityContext, container: V1Container) -> No
 
 
 def _add_init_container(init: InitContainer, spec: V1PodSpec, volumes: PodVolumes) -> None:
+    from kubernetes.client import V1Container, V1EnvVar, V1ResourceRequirements, V1VolumeMount
     existing = [c.name for c in (spec.init_containers or []) + (spec.containers or [])]
     if init.name in existing:
         raise TaskRuntimeError(f"init container {init.name!r} clashes with a container of the pod")

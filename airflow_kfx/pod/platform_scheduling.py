@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubernetes.client import (
-    V1Affinity,
-    V1LabelSelector,
-    V1LabelSelectorRequirement,
-    V1NodeAffinity,
-    V1NodeSelector,
-    V1NodeSelectorRequirement,
-    V1NodeSelectorTerm,
-    V1PodAffinity,
-    V1PodAffinityTerm,
-    V1PodAntiAffinity,
-    V1PodSpec,
-    V1PreferredSchedulingTerm,
-    V1Toleration,
-    V1WeightedPodAffinityTerm,
-)
+if TYPE_CHECKING:
+    from kubernetes.client import (
+        V1LabelSelector,
+        V1NodeAffinity,
+        V1NodeSelectorRequirement,
+        V1NodeSelectorTerm,
+        V1PodSpec,
+        V1PreferredSchedulingTerm,
+    )
 
 from airflow_kfx.exceptions import TaskRuntimeError
 from airflow_kfx.pod.k8s_json import to_k8s_model
@@ -37,6 +30,7 @@ Resolver = Callable[[ValueSource], Any]
 
 
 def apply_scheduling(config: KubernetesExecutorConfig, resolve: Resolver, spec: V1PodSpec) -> None:
+    from kubernetes.client import V1Toleration
     _node_selector(config, resolve, spec)
     tolerations = list(spec.tolerations or [])
     for toleration in config.tolerations:
@@ -79,6 +73,13 @@ def _node_selector(config: KubernetesExecutorConfig, resolve: Resolver, spec: V1
 
 
 def _node_affinity(terms: tuple[NodeAffinityTerm, ...], resolve: Resolver, spec: V1PodSpec) -> None:
+    from kubernetes.client import (
+        V1Affinity,
+        V1NodeAffinity,
+        V1NodeSelector,
+        V1NodeSelectorTerm,
+        V1PreferredSchedulingTerm,
+    )
     required: list[V1NodeSelectorTerm] = []
     preferred: list[V1PreferredSchedulingTerm] = []
     for term in terms:
@@ -114,12 +115,20 @@ def _node_affinity(terms: tuple[NodeAffinityTerm, ...], resolve: Resolver, spec:
 
 
 def _node_requirement(requirement: SelectorRequirement) -> V1NodeSelectorRequirement:
+    from kubernetes.client import V1NodeSelectorRequirement
     return V1NodeSelectorRequirement(key=requirement.key, operator=requirement.operator,
                                      values=list(requirement.values) or None)
 
 
 def _pod_affinity(terms: tuple[PodAffinityTerm, ...], spec: V1PodSpec) -> None:
     # Pod (anti-)affinity terms are ANDed, so adding to the base pod's only narrows it.
+    from kubernetes.client import (
+        V1Affinity,
+        V1PodAffinity,
+        V1PodAffinityTerm,
+        V1PodAntiAffinity,
+        V1WeightedPodAffinityTerm,
+    )
     spec.affinity = spec.affinity or V1Affinity()
     for term in terms:
         if term.anti:
@@ -144,6 +153,7 @@ def _pod_affinity(terms: tuple[PodAffinityTerm, ...], spec: V1PodSpec) -> None:
 
 
 def _label_selector(expressions: tuple[SelectorRequirement, ...], labels: Any) -> V1LabelSelector | None:
+    from kubernetes.client import V1LabelSelector, V1LabelSelectorRequirement
     if not expressions and not labels:
         return None
     return V1LabelSelector(

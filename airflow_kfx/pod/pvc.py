@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubernetes.client import (
-    V1EphemeralVolumeSource,
-    V1ObjectMeta,
-    V1PersistentVolumeClaim,
-    V1PersistentVolumeClaimSpec,
-    V1PersistentVolumeClaimTemplate,
-    V1VolumeResourceRequirements,
-)
+if TYPE_CHECKING:
+    from kubernetes.client import (
+        V1EphemeralVolumeSource,
+        V1PersistentVolumeClaim,
+    )
 
 from airflow_kfx.exceptions import TaskRuntimeError
 from airflow_kfx.pod.k8s_json import to_k8s_model
@@ -57,6 +54,12 @@ def create_pvc_manifest(
     ``namespace`` and ``labels`` are not CreatePVC inputs; they let the caller
     place and tag the claim (e.g. for clean-up).
     """
+    from kubernetes.client import (
+        V1ObjectMeta,
+        V1PersistentVolumeClaim,
+        V1PersistentVolumeClaimSpec,
+        V1VolumeResourceRequirements,
+    )
     if pvc_name and pvc_name_suffix:
         raise TaskRuntimeError("CreatePVC: give at most one of pvc_name and pvc_name_suffix")
     name = pvc_name or f"{name_prefix}{pvc_name_suffix or ''}"
@@ -87,6 +90,13 @@ def create_pvc_manifest(
 
 def ephemeral_volume_source(volume: GenericEphemeralVolume) -> V1EphemeralVolumeSource:
     """The ``ephemeral`` source of a ``genericEphemeralVolume`` entry (a per-pod claim)."""
+    from kubernetes.client import (
+        V1EphemeralVolumeSource,
+        V1ObjectMeta,
+        V1PersistentVolumeClaimSpec,
+        V1PersistentVolumeClaimTemplate,
+        V1VolumeResourceRequirements,
+    )
     metadata = None
     if volume.metadata is not None and (volume.metadata.labels or volume.metadata.annotations):
         metadata = V1ObjectMeta(labels=dict(volume.metadata.labels) or None,

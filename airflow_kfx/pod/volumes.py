@@ -11,8 +11,10 @@ volume, so that init containers can mount them by the KFP name.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from kubernetes.client import V1Container, V1PodSpec, V1Volume, V1VolumeMount
+if TYPE_CHECKING:
+    from kubernetes.client import V1Container, V1PodSpec, V1Volume
 
 from airflow_kfx.exceptions import TaskRuntimeError
 
@@ -71,6 +73,7 @@ class PodVolumes:
 
 def mount(container: V1Container, name: str, mount_path: str, sub_path: str | None = None) -> None:
     """Mount volume ``name`` at ``mount_path``; two mounts at one path are an error."""
+    from kubernetes.client import V1VolumeMount
     mounts = container.volume_mounts = list(container.volume_mounts or [])
     for existing in mounts:
         if existing.mount_path == mount_path:

@@ -7,22 +7,20 @@ where the resulting pod runs.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_kfx.executor import (
+from airflow_kfx.spec.model import Component, Container, Pipeline, Resources
+from airflow_kfx.task_io import (
     WORKSPACE_MOUNT_PATH,
     ArtifactRef,
     ExecutorContext,
-    build_executor_input,
     local_path_for_uri,
     resolve_command_line,
 )
-from airflow_kfx.spec.model import Component, Container, Pipeline, Resources
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=@-]")
 
@@ -218,6 +216,3 @@ def _resolve_resources(resources: Resources, context: ExecutorContext, where: st
         accelerator=accelerator,
     )
 
-
-def executor_input_json(invocation: ContainerInvocation) -> str:
-    return json.dumps(build_executor_input(invocation.context))

@@ -6,10 +6,10 @@ import os
 import tempfile
 from typing import Any
 
-from airflow_kfx.executor import ArtifactRef, read_outputs
 from airflow_kfx.runtime.invocation import ContainerInvocation, artifact_descriptor
 from airflow_kfx.runtime.storage import is_remote
 from airflow_kfx.spec.model import Component
+from airflow_kfx.task_io import ArtifactRef, read_outputs
 
 
 def read_task_outputs(invocation: ContainerInvocation, component: Component) -> dict[str, Any]:
@@ -38,7 +38,7 @@ def _download(
     """Fetch the small output files through Airflow's object storage."""
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_kfx.executor import local_path_for_uri
+    from airflow_kfx.task_io import local_path_for_uri
 
     pod_root = local_path_for_uri(invocation.task_root)
     local_root = tempfile.mkdtemp(prefix="kfx-outputs-")

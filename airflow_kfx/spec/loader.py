@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from airflow_kfx.exceptions import SpecError, UnsupportedFeatureError
+from airflow_kfx.exceptions import SpecError
 from airflow_kfx.spec.model import Pipeline
 from airflow_kfx.spec.source import load_documents, root_node
 
@@ -55,7 +55,7 @@ def load_pipeline_file(path: str | os.PathLike[str], *, use_cache: bool = True) 
 
 def load_pipeline_text(text: str, *, file: str = "<text>", digest: str | None = None) -> Pipeline:
     """Load and validate pipeline text; ``file`` labels error messages."""
-    from airflow_kfx.spec.ir import is_pipeline_spec, parse_pipeline_spec
+    from airflow_kfx.spec.ir import parse_pipeline_spec
     from airflow_kfx.spec.validate import validate_pipeline
 
     digest = digest or hashlib.sha256(text.encode()).hexdigest()
@@ -162,7 +162,7 @@ def cache_dir() -> Path:
 
 def _cache_path(digest: str, file: str) -> Path:
     # The file label is part of the key: error locations and source_file name it.
-    from airflow_kfx import __version__
+    from airflow_kfx.version import __version__
 
     key = hashlib.sha256(f"{__version__}\0{MODEL_VERSION}\0{digest}\0{file}".encode()).hexdigest()
     return cache_dir() / f"{key}.pickle"

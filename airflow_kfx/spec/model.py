@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 # ---------------------------------------------------------------------------
 # Types
@@ -92,7 +92,7 @@ class TaskFinalStatus:
     producer_task: str
 
 
-ValueSource = Union[Constant, ComponentInput, TaskOutput, TaskFinalStatus]
+ValueSource = Constant | ComponentInput | TaskOutput | TaskFinalStatus
 
 
 # ---------------------------------------------------------------------------
@@ -341,5 +341,8 @@ class Pipeline:
     default_pipeline_root: str | None = None
     platform: Any = None  # airflow_kfx.spec.platform.KubernetesPlatform | None
 
-    def component(self, name: str) -> Component:
-        return self.components[name]
+    @property
+    def workspace(self) -> Any:
+        """The ``dsl.WorkspaceConfig`` of the platform spec, or None."""
+        config = self.platform.pipeline_config if self.platform is not None else None
+        return config.workspace if config is not None else None

@@ -1,4 +1,4 @@
-"""airflow_kfx.executor / airflow_kfx.placeholders: ExecutorInput, placeholders, outputs.
+"""airflow_kfx.task_io / airflow_kfx.placeholders: ExecutorInput, placeholders, outputs.
 
 Expected values follow the KFP v2 backend (kubeflow/pipelines):
   * value text: backend/src/v2/component/launcher_v2.go getPlaceholders, i.e.
@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 
 from airflow_kfx.exceptions import KfxError, TaskRuntimeError
-from airflow_kfx.executor import (
+from airflow_kfx.placeholders import parse_placeholder, present_checks
+from airflow_kfx.task_io import (
     RUNTIME_PLACEHOLDERS,
     ArtifactRef,
     ExecutorContext,
@@ -39,11 +40,10 @@ from airflow_kfx.executor import (
     read_outputs,
     resolve_command_line,
 )
-from airflow_kfx.placeholders import parse_placeholder, present_checks
+from tests.support import VALID as CORPUS
 
 REPO = Path(__file__).resolve().parents[1]
 KFP_PYTHON = REPO / ".venv-kfp" / "bin" / "python"
-from tests.support import VALID as CORPUS
 
 PIPELINE = {
     "pipeline_job_name": "my-run",
@@ -59,7 +59,7 @@ PIPELINE = {
 
 
 def p(name: str) -> str:
-    return "{{$.inputs.parameters['%s']}}" % name
+    return "{{$.inputs.parameters['" + name + "']}}"
 
 
 def make_ctx(**changes: Any) -> ExecutorContext:
@@ -260,7 +260,7 @@ def test_artifact_path_is_the_ref_path() -> None:
 
 @pytest.mark.parametrize("name", sorted(PIPELINE))
 def test_pipeline_placeholders(name: str) -> None:
-    assert resolve("v={{$.%s}}" % name) == [f"v={PIPELINE[name]}"]
+    assert resolve("v={{$." + name + "}}") == [f"v={PIPELINE[name]}"]
 
 
 def test_executor_input_placeholder() -> None:

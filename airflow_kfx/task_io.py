@@ -1,4 +1,4 @@
-"""The executor contract of a KFP v2 container task: ExecutorInput in, outputs back.
+"""A container task's KFP contract (task I/O): ExecutorInput in, outputs back.
 
 Pure (stdlib only). Given a task's resolved inputs and where its outputs go, build
 KFP's ``ExecutorInput``, resolve the container's command/args placeholders as the
