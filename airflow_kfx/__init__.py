@@ -28,10 +28,14 @@ def __getattr__(name: str) -> Any:
         from airflow_kfx import loading
 
         return getattr(loading, name)
-    if name in ("load_component_from_text", "load_component_from_file", "load_component_from_url", "dag_param"):
+    if name in ("load_component_from_text", "load_component_from_file", "load_component_from_url"):
         from airflow_kfx import components
 
         return getattr(components, name)
+    if name == "dag_param":
+        from airflow_kfx.params import dag_param
+
+        return dag_param
     if name == "get_provider_info":
         from airflow_kfx.provider import get_provider_info
 

@@ -34,6 +34,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "mlflow_ui_url": ("", "Base URL of the MLflow UI for the 'MLflow run' links; empty: the tracking URI when it is http(s), else http://127.0.0.1:5000."),
     "mlflow_credentials_secret": ("", "Kubernetes secret holding MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN for task pods (kubernetes runtime)."),
     "image_pull_policy": ("", "Image pull policy for task pods (Always, IfNotPresent, Never); empty: Kubernetes' default."),
+    "on_finish_action": ("delete_pod", "What happens to a task's pod when it ends (KubernetesPodOperator on_finish_action): delete_pod, delete_succeeded_pod, delete_active_pod or keep_pod."),
     "service_account": ("", "Service account for task pods; empty: the namespace default."),
 }
 
@@ -53,6 +54,9 @@ class KfxSettings:
     artifact_volume: str | None = None
     image_pull_policy: str | None = None
     service_account: str | None = None
+    on_finish_action: str | None = None
+    # Watch pods from Airflow's triggerer; None: the provider's default ([operators] default_deferrable).
+    deferrable: bool | None = None
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], *, where: str = "") -> KfxSettings:

@@ -47,7 +47,8 @@ def run_pipeline(
     pipeline = pipeline.resolve()
     # dag.test() serialises DAGs from the DAG folder, so the pipeline must be there too.
     loader = dags_folder / f"kfx_{hashlib.sha1(str(pipeline).encode()).hexdigest()[:10]}.py"
-    loader.write_text(f"from airflow_kfx import load_pipeline\ndag = load_pipeline({str(pipeline)!r})\n")
+    # (with the same options: plain data, written as Python literals)
+    loader.write_text(f"from airflow_kfx import load_pipeline\ndag = load_pipeline({str(pipeline)!r}, **{load_kwargs!r})\n")
     dag = load_pipeline(pipeline, **load_kwargs)
     dag_run = dag.test(run_conf={"kfx_cache": cache, **(conf or {})})
     with create_session() as session:

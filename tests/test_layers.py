@@ -95,3 +95,16 @@ def test_the_spec_layer_imports_no_airflow_kubernetes_or_mlflow() -> None:
         for path in pure
     }
     assert {name: found for name, found in offenders.items() if found} == {}
+
+
+def test_every_public_name_resolves() -> None:
+    """``from airflow_kfx import X`` works for every name the package advertises."""
+    import airflow_kfx
+
+    missing = []
+    for name in airflow_kfx.__all__:
+        try:
+            getattr(airflow_kfx, name)
+        except (AttributeError, ImportError) as err:
+            missing.append(f"{name}: {err}")
+    assert missing == []

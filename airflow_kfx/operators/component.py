@@ -63,8 +63,7 @@ class KfxComponentOperator(KfxContainerOperator):
             return next(iter(outputs.values()))
         return super().output
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        result = super().execute(context)
+    def publish(self, context: Any, result: dict[str, Any]) -> dict[str, Any]:
         # Each output also as its own XCom, for plain Airflow operators downstream.
         ti = context["ti"]
         for name, value in (result.get("parameters") or {}).items():

@@ -9,7 +9,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from airflow_kfx.config import KfxSettings, config_value
+from airflow_kfx.config import KfxSettings
 from airflow_kfx.exceptions import TaskRuntimeError
 from airflow_kfx.operators.context import (
     coerce_parameter,
@@ -20,6 +20,7 @@ from airflow_kfx.operators.context import (
     run_identity,
 )
 from airflow_kfx.plan import GATE_OUTPUT, PlannedTask
+from airflow_kfx.runtime.base import runtime_for
 from airflow_kfx.runtime.resolve import Missing, Resolver
 from airflow_kfx.spec.model import Pipeline
 
@@ -177,7 +178,7 @@ class KfxPvcOperator(KfxWorkerOperator):
         component = component_of(self.kfx_pipeline, planned)
         parameters, _ = resolve_inputs(resolver, planned, component, upstream_may_fail=planned.all_done)
         action = self.kfx_pipeline.executors[planned.executor].pvc_action  # type: ignore[index]
-        runtime = config_value("runtime", self.kfx_settings.runtime)
+        runtime = runtime_for(self.kfx_settings)
         identity = run_identity(context, planned)
         if action is PvcAction.CREATE:
             name = create_pvc(parameters, identity, runtime=runtime, settings=self.kfx_settings, log=self.log)
@@ -211,12 +212,12 @@ class KfxWorkspaceOperator(BaseOperator):
         self.kfx_pipeline, self.kfx_settings, self.remove = kfx_pipeline, kfx_settings, remove
 
     def execute(self, context: Any) -> None:
-        from airflow_kfx.runtime.pvc import create_workspace, delete_claim, workspace_claim_name
+        from airflow_kfx.runtime.pvc import create_workspace, workspace_claim_name
 
         identity = workspace_identity(context)
-        runtime = config_value("runtime", self.kfx_settings.runtime)
+        runtime = runtime_for(self.kfx_settings)
         if self.remove:
-            delete_claim(workspace_claim_name(identity), runtime=runtime, settings=self.kfx_settings, log=self.log)
+            runtime.delete_claim(workspace_claim_name(identity), self.kfx_settings, self.log)
             return
         workspace = self.kfx_pipeline.workspace
         create_workspace(workspace, identity, runtime=runtime, settings=self.kfx_settings, log=self.log)

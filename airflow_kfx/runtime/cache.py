@@ -6,22 +6,24 @@ compiled, the input parameter values, the input artifacts' URIs and metadata, an
 the output specs — or by ``cacheKey`` when the pipeline sets one, as KFP does.
 Entries live under the pipeline root (``<pipeline_root>/.kfx-cache/<key>.json``),
 so every run and every worker that shares the pipeline root shares the cache, and
-an entry is used only while the artifacts it points to still exist.
+an entry is used only while the artifacts it points to still exist (metrics, whose
+content is their metadata, have no file to check).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from airflow_kfx.runtime.storage import is_remote
+from airflow_kfx.runtime import storage
 from airflow_kfx.spec.model import Component, Container
 
 CACHE_FOLDER = ".kfx-cache"
+# Artifacts whose content is their metadata: KFP's SDK writes no file for them (log_metric,
+# log_confusion_matrix, ... only set metadata), so their URI never exists.
+METADATA_ONLY = frozenset({"system.Metrics", "system.ClassificationMetrics", "system.SlicedClassificationMetrics"})
 
 
 def fingerprint(
@@ -56,52 +58,37 @@ def fingerprint(
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _entry(pipeline_root: str, key: str) -> Any:
-    location = f"{pipeline_root.rstrip('/')}/{CACHE_FOLDER}/{key}.json"
-    if is_remote(location):
-        from airflow.sdk import ObjectStoragePath
-
-        return ObjectStoragePath(location)
-    return Path(location.removeprefix("file://"))
+def _entry(pipeline_root: str, key: str) -> str:
+    return f"{pipeline_root.rstrip('/')}/{CACHE_FOLDER}/{key}.json"
 
 
 def lookup(pipeline_root: str, key: str) -> dict[str, Any] | None:
     """The cached outputs, or None (no entry, unreadable, or an artifact is gone)."""
-    entry = _entry(pipeline_root, key)
     try:
-        if not entry.exists():
-            return None
-        outputs = json.loads(entry.read_text())
-    except (OSError, ValueError):
+        outputs = json.loads(storage.read_text(_entry(pipeline_root, key)))
+    except Exception:  # no entry, unreadable, not JSON, or an unreachable store: a miss
+        return None
+    if not isinstance(outputs, dict):
         return None
     for refs in (outputs.get("artifacts") or {}).values():
         for ref in refs:
+            if ref.get("schemaTitle") in METADATA_ONLY:
+                continue  # no file to lose: the entry holds all of it
             if not _exists(str(ref.get("uri", ""))):
                 return None
     return outputs
 
 
 def store(pipeline_root: str, key: str, outputs: Mapping[str, Any]) -> None:
-    entry = _entry(pipeline_root, key)
     text = json.dumps({"parameters": outputs.get("parameters", {}), "artifacts": outputs.get("artifacts", {})}, default=str)
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(entry, Path):  # local: write-then-rename, so readers never see half a file
-            temporary = entry.with_suffix(".tmp")
-            temporary.write_text(text)
-            os.replace(temporary, entry)
-        else:
-            entry.write_text(text)
-    except OSError:
+        storage.write_text(_entry(pipeline_root, key), text)  # local: write-then-rename
+    except Exception:
         pass  # a cache we cannot write is a cache miss next time, not a failure
 
 
 def _exists(uri: str) -> bool:
-    if is_remote(uri):
-        from airflow.sdk import ObjectStoragePath
-
-        try:
-            return ObjectStoragePath(uri).exists()
-        except Exception:  # an unreachable store: do not trust the entry
-            return False
-    return os.path.exists(uri.removeprefix("file://"))
+    try:
+        return storage.exists(uri)
+    except Exception:  # an unreachable store: do not trust the entry
+        return False

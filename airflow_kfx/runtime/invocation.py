@@ -61,17 +61,17 @@ def job_resource_name(pipeline_name: str, dag_id: str, run_id: str) -> str:
     return f"{pipeline_name}-{digest}"
 
 
-def task_root(pipeline_root: str, identity: RunIdentity) -> str:
-    """``<pipeline_root>/<dag_id>/<run_id>/<kfp task path>/<map index>`` (0 when unmapped)."""
+def run_root(pipeline_root: str, identity: RunIdentity) -> str:
+    """``<pipeline_root>/<dag_id>/<run_id>``: everything one DAG run writes lies below it."""
     run = "<run_id>" if identity.symbolic else _UNSAFE.sub("_", identity.run_id)
+    return "/".join([pipeline_root.rstrip("/"), _UNSAFE.sub("_", identity.dag_id), run])
+
+
+def task_root(pipeline_root: str, identity: RunIdentity) -> str:
+    """``<run root>/<kfp task path>/<map index>`` (0 when unmapped)."""
     index = "<map_index>" if identity.symbolic and identity.map_index >= 0 else str(max(identity.map_index, 0))
-    parts = [
-        _UNSAFE.sub("_", identity.dag_id),
-        run,
-        *(_UNSAFE.sub("_", p) for p in identity.kfp_path.split("/")),
-        index,
-    ]
-    return "/".join([pipeline_root.rstrip("/"), *parts])
+    parts = [*(_UNSAFE.sub("_", p) for p in identity.kfp_path.split("/")), index]
+    return "/".join([run_root(pipeline_root, identity), *parts])
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,7 @@ class ContainerInvocation:
     resources: Resources
     context: ExecutorContext
     task_root: str  # URI of the task's output folder
+    run_root: str  # URI of the DAG run's folder: the task's outputs must stay below it
     output_parameter_files: Mapping[str, str] = field(default_factory=dict)  # name → pod path
     output_artifacts: Mapping[str, Sequence[ArtifactRef]] = field(default_factory=dict)
 
@@ -189,6 +190,7 @@ def prepare_container(
         resources=_resolve_resources(container.resources, context, where),
         context=context,
         task_root=root,
+        run_root=run_root(pipeline_root, identity),
         output_parameter_files=output_files,
         output_artifacts=output_artifacts,
     )

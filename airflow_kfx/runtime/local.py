@@ -1,33 +1,38 @@
-"""The ``local`` runtime: run a pod's main container command as a subprocess.
+"""The ``local`` runtime: run a task's pod as processes on the worker.
 
-It receives the very V1Pod the ``kubernetes`` runtime would submit and runs its
-main container's command + args with the container's env. Volumes map to local
-folders (a PVC to ``<AIRFLOW_HOME>/kfx/volumes/<claim>``, an emptyDir or ephemeral
-volume to a fresh folder), bind-mounted at the pod's mount paths inside a private
-mount namespace, so component code that writes ``/data/x`` writes the volume.
-What only a cluster provides (secrets, config maps, a PVC that no task created,
-an image's own entrypoint) makes the task fail with a message naming every such
-need — never run silently without it.
+It receives the very V1Pod the ``kubernetes`` runtime would submit and runs the whole
+pod with :mod:`airflow_kfx.runtime.pod_process` — init containers, sidecars and main
+containers, each command with only the pod's env (the worker's own environment never
+reaches it). Volumes map to local folders (a PVC to ``<AIRFLOW_HOME>/kfx/volumes/<claim>``,
+an emptyDir or ephemeral volume to a fresh folder), bind-mounted at the pod's mount
+paths inside a private mount namespace, so component code that writes ``/data/x``
+writes the volume. What only a cluster provides (secrets, config maps, a PVC that no
+task created, an image's own entrypoint) makes the task fail with a message naming
+every such need — never run silently without it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
-import subprocess
-import tempfile
+from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from airflow_kfx.exceptions import TaskRuntimeError
+from airflow_kfx.runtime.base import Runtime
+from airflow_kfx.runtime.pod_process import (
+    CANNOT_RUN,
+    NEVER_STARTED,
+    ContainerExit,
+    PodOutcome,
+    PodRun,
+    can_mount,
+    pod_needs,
+)
 
-# Bind-mount each (source, target) pair, then run the command (in `unshare --mount`).
-_MOUNT_SCRIPT = """set -e
-count=$1; shift
-while [ "$count" -gt 0 ]; do mount --bind "$1" "$2"; shift 2; count=$((count - 1)); done
-exec "$@"
-"""
+_TAIL = 20  # lines of a failed container's output in the task's error
 
 
 def local_volume_root() -> str:
@@ -36,78 +41,81 @@ def local_volume_root() -> str:
     return os.path.join(home, "kfx", "volumes")
 
 
-@dataclass(frozen=True)
-class _Mount:
-    source: str  # a local folder
-    target: str  # the pod's mount path
+class _LocalCluster:
+    """What the worker offers a pod: no secrets, no config maps; a claim is a folder
+    under :func:`local_volume_root` (CreatePVC makes it)."""
+
+    def secret(self, name: str) -> Mapping[str, bytes] | None:
+        return None
+
+    def config_map(self, name: str) -> Mapping[str, str] | None:
+        return None
+
+    def claim_folder(self, name: str) -> str | None:
+        folder = claim_folder(name)
+        return folder if os.path.isdir(folder) else None
 
 
-def _plan_volumes(pod: Any, container: Any, scratch: str) -> tuple[list[_Mount], list[str]]:
-    """Local folders for the container's volume mounts, and what cannot be provided."""
-    from airflow_kfx.pod.builder import ARTIFACT_VOLUME_NAME
+class _TaskLog:
+    """Every container's output to the task log (``[name]`` before lines of containers
+    other than the main one), keeping each one's last lines for the error."""
 
-    mounts: list[_Mount] = []
-    needs: list[str] = []
-    for mount in container.volume_mounts or []:
-        volume = next((v for v in pod.spec.volumes or [] if v.name == mount.name), None)
-        if volume is None or volume.name == ARTIFACT_VOLUME_NAME:  # the pipeline root: local already
-            continue
-        at = f" at {mount.mount_path}"
-        if volume.secret is not None:
-            needs.append(f"the Kubernetes secret '{volume.secret.secret_name}' (volume{at})")
-        elif volume.config_map is not None:
-            needs.append(f"the Kubernetes config map '{volume.config_map.name}' (volume{at})")
-        elif volume.persistent_volume_claim is not None:
-            claim = volume.persistent_volume_claim.claim_name
-            folder = os.path.join(local_volume_root(), claim)
-            if not os.path.isdir(folder):
-                needs.append(
-                    f"the PersistentVolumeClaim '{claim}'{at} (no task of this run created it; "
-                    f"create the folder {folder} to stand in for it)"
-                )
-            else:
-                mounts.append(_Mount(os.path.join(folder, mount.sub_path or ""), mount.mount_path))
-        elif volume.empty_dir is not None or volume.ephemeral is not None:
-            folder = os.path.join(scratch, "volumes", volume.name)
-            os.makedirs(folder, exist_ok=True)
-            mounts.append(_Mount(folder, mount.mount_path))
-        else:
-            needs.append(f"the volume '{volume.name}'{at}")
-    for variable in container.env or []:
-        source = variable.value_from
-        if source is None:
-            continue
-        if source.secret_key_ref is not None:
-            ref = source.secret_key_ref
-            needs.append(f"the Kubernetes secret '{ref.name}' (key '{ref.key}' as env var {variable.name})")
-        elif source.config_map_key_ref is not None:
-            ref = source.config_map_key_ref
-            needs.append(f"the Kubernetes config map '{ref.name}' (key '{ref.key}' as env var {variable.name})")
-    return mounts, needs
+    def __init__(self, main: str, log: Callable[[str], None]) -> None:
+        self.main = main
+        self._log = log
+        self.tails: dict[str, deque[str]] = {}
+
+    def container_started(self, name: str, *, init: bool) -> None:
+        if name != self.main:
+            self._log(f"local runtime: {'init container' if init else 'container'} '{name}' started")
+
+    def log(self, container: str, line: str) -> None:
+        self.tails.setdefault(container, deque(maxlen=_TAIL)).append(line)
+        self._log(line if container == self.main else f"[{container}] {line}")
+
+    def container_ended(self, exit: ContainerExit, *, init: bool) -> None:
+        if exit.name != self.main and exit.started_at is not None:
+            self._log(f"local runtime: container '{exit.name}' exited with code {exit.exit_code}")
 
 
-def _mount_wrapper(mounts: list[_Mount]) -> tuple[list[str], list[str]]:
-    """argv prefix running a command with ``mounts`` in a private mount namespace,
-    and the mount points it had to create (removed again afterwards)."""
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        targets = ", ".join(m.target for m in mounts)
+class LocalRuntime(Runtime):
+    """Task pods as processes on the worker; claims as folders under :func:`local_volume_root`."""
+
+    name = "local"
+
+    def run(self, operator: Any, context: Any) -> None:
+        pod = operator.build_pod_request_obj(context, dry_run=True)
+        operator.pod = pod  # the pod that ran, as the provider records it (its name ties outputs to it)
+        main = operator.base_container_name
+        env = {name: dict(values) for name, values in operator.local_secret_env().items()}
+        # the module's run_pod_locally, looked up now (tests observe runs by wrapping it)
+        run_pod_locally(pod, container_name=main, log=operator.log.info, extra_env=env.pop(main, None),
+                        container_env=env)
+
+    def create_claim(self, manifest: Any, settings: Any, log: Any) -> None:
+        path = claim_folder(manifest.metadata.name)
+        os.makedirs(path, exist_ok=True)
+        log.info("local runtime: volume %s is the folder %s", manifest.metadata.name, path)
+
+    def delete_claim(self, name: str, settings: Any, log: Any) -> None:
+        path = claim_folder(name)
+        shutil.rmtree(path, ignore_errors=True)
+        log.info("local runtime: removed volume folder %s", path)
+
+
+_CLAIM_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+def claim_folder(name: str) -> str:
+    """The folder standing in for claim ``name``. Names can come from run parameters
+    (CreatePVC/DeletePVC inputs), so only a valid Kubernetes object name is accepted:
+    nothing outside :func:`local_volume_root` is ever created or removed."""
+    if not isinstance(name, str) or not _CLAIM_NAME.fullmatch(name) or ".." in name:
         raise TaskRuntimeError(
-            f"this task mounts volumes at {targets}; the local runtime maps them to local folders "
-            "with a private mount namespace, which needs root and util-linux's 'unshare'; "
-            "run as root or use the kubernetes runtime"
+            f"{name!r} is not a valid PersistentVolumeClaim name (lowercase letters, digits, '-' and '.', "
+            "starting and ending with a letter or digit, at most 253 characters)"
         )
-    created: list[str] = []
-    for mount in mounts:
-        if not os.path.isdir(mount.target):
-            parent = mount.target
-            while not os.path.exists(os.path.dirname(parent)) and parent != "/":
-                parent = os.path.dirname(parent)
-            os.makedirs(mount.target, exist_ok=True)
-            created.append(mount.target if parent == mount.target else parent)
-    prefix = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", _MOUNT_SCRIPT, "kfx-mounts", str(len(mounts))]
-    for mount in mounts:
-        prefix += [mount.source, mount.target]
-    return prefix, created
+    return os.path.join(local_volume_root(), name)
 
 
 def run_pod_locally(
@@ -116,103 +124,132 @@ def run_pod_locally(
     container_name: str = "base",
     log: Callable[[str], None] = print,
     extra_env: Mapping[str, str] | None = None,
+    container_env: Mapping[str, Mapping[str, str]] | None = None,
 ) -> None:
-    """Run the pod's main container command; raise TaskRuntimeError on failure."""
-    container = next((c for c in pod.spec.containers if c.name == container_name), None)
-    if container is None:
+    """Run the pod; raise TaskRuntimeError on failure. ``extra_env`` goes to its main
+    container, ``container_env`` to others by name (credentials a cluster would give
+    them from secrets)."""
+    body = _as_json(pod)
+    names = [c.get("name") for c in (body.get("spec") or {}).get("containers") or []]
+    if container_name not in names:
         raise TaskRuntimeError(f"the pod has no container named '{container_name}'")
-    scratch = tempfile.mkdtemp(prefix="kfx-task-")
-    mounts, needs = _plan_volumes(pod, container, scratch)
+    cluster = _LocalCluster()
+    targets = [m["mountPath"] for c in _containers(body) for m in c.get("volumeMounts") or []]
+    if targets and not can_mount():
+        raise TaskRuntimeError(
+            f"this task mounts volumes at {', '.join(targets)}; the local runtime maps them to local folders "
+            "with a private mount namespace, which needs root and util-linux's 'unshare'; "
+            "run as root or use the kubernetes runtime"
+        )
+    needs = pod_needs(body, cluster) + _optional_references(body)
     if needs:
+        hint = ""
+        if any("PersistentVolumeClaim" in need for need in needs):
+            hint = (
+                f" A PersistentVolumeClaim is a folder under {local_volume_root()} here: a CreatePVC task of "
+                "the run makes it (or create the folder to stand in for the claim)."
+            )
         raise TaskRuntimeError(
             "the local runtime cannot provide what this task needs from a Kubernetes cluster: "
-            + "; ".join(needs) + ". Use the kubernetes runtime."
+            + "; ".join(needs) + ". Use the kubernetes runtime." + hint
         )
-    argv = [*(container.command or []), *(container.args or [])]
-    lightweight_env: dict[str, str] = {}
-    from airflow_kfx.runtime.python_env import environment_for, parse_lightweight
-
-    lightweight = parse_lightweight(argv)
-    if lightweight is not None:
-        # Requirements are installed once into a cached venv; run the program directly.
-        lightweight_env = environment_for(lightweight, log)
-        argv = list(lightweight.run_argv)
-    if not argv:
-        raise TaskRuntimeError(
-            f"image '{container.image}' runs its own entrypoint, which the local runtime cannot know; "
-            "use the kubernetes runtime"
-        )
-    executable = argv[0]
-    if shutil.which(executable, path=lightweight_env.get("PATH")) is None and not os.path.isfile(executable):
-        raise TaskRuntimeError(
-            f"'{executable}' (from image '{container.image}') is not on this machine; "
-            "install it or use the kubernetes runtime"
-        )
-    env = dict(os.environ)
-    for variable in container.env or []:
-        if variable.value_from is None:
-            env[variable.name] = variable.value or ""
-        elif variable.value_from.field_ref is not None:
-            env[variable.name] = _field_value(pod, variable.value_from.field_ref.field_path)
-    env.update(lightweight_env)
-    env.update(extra_env or {})
-    created: list[str] = []
-    if mounts:
-        prefix, created = _mount_wrapper(mounts)
-        for mount in mounts:
-            log(f"local runtime: {mount.target} is the folder {mount.source}")
-        argv = [*prefix, *argv]
-    workdir = container.working_dir or scratch
-    log(f"local runtime: running {executable!r} in {workdir}")
-    try:
-        code, tail = _run(argv, workdir, env, log)
-    finally:
-        for path in reversed(created):  # mount points this task made on the host
-            _remove_empty_tree(path)
-        shutil.rmtree(scratch, ignore_errors=True)
-    if code != 0:
-        raise TaskRuntimeError(f"the task's command exited with code {code}; last output:\n" + "\n".join(tail))
+    for volume in (body.get("spec") or {}).get("volumes") or []:
+        claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+        folder = f"the folder {cluster.claim_folder(claim)}" if claim else "a folder of this pod"
+        for target in sorted({m["mountPath"] for c in _containers(body) for m in c.get("volumeMounts") or []
+                              if m.get("name") == volume.get("name")}):
+            log(f"local runtime: {target} is {folder}")
+    observer = _TaskLog(container_name, log)
+    env = {name: dict(values) for name, values in (container_env or {}).items()}
+    env[container_name] = {**env.get(container_name, {}), **(extra_env or {})}
+    outcome = PodRun(body, cluster, observer, extra_env=env).run()
+    if outcome.phase != "Succeeded":
+        raise TaskRuntimeError(_failure(outcome, observer, container_name, body))
 
 
-def _field_value(pod: Any, path: str) -> str:
-    """The downward API (``fieldRef``) as Kubernetes fills it, for the pod that runs here;
-    a label or annotation the pod does not have is ``""``, as in Kubernetes."""
-    import re
+def _as_json(pod: Any) -> dict[str, Any]:
+    """The pod as the API serialises it, without the pipeline root's volume: the local
+    pipeline root is already where the task's code reads and writes it."""
+    from airflow_kfx.pod.builder import ARTIFACT_VOLUME_NAME
 
-    metadata = pod.metadata
-    keyed = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
-    if keyed:
-        values = (metadata.labels if keyed.group(1) == "labels" else metadata.annotations) or {}
-        return str(values.get(keyed.group(2), ""))
-    simple = {
-        "metadata.name": metadata.name or "",
-        "metadata.namespace": metadata.namespace or "",
-        "metadata.uid": "",
-        "spec.nodeName": os.uname().nodename,
-        "spec.serviceAccountName": pod.spec.service_account_name or "default",
-        "status.hostIP": "127.0.0.1",
-        "status.podIP": "127.0.0.1",
-    }
-    return simple.get(path, "")
+    if isinstance(pod, Mapping):
+        body = dict(pod)
+    else:
+        from kubernetes.client import ApiClient
 
-
-def _run(argv: list[str], workdir: str, env: Mapping[str, str], log: Callable[[str], None]) -> tuple[int, list[str]]:
-    with subprocess.Popen(
-        argv, cwd=workdir, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, text=True, errors="replace",
-    ) as process:
-        assert process.stdout is not None
-        tail: list[str] = []
-        for line in process.stdout:
-            line = line.rstrip("\n")
-            log(line)
-            tail = (tail + [line])[-20:]
-        return process.wait(), tail
+        body = ApiClient().sanitize_for_serialization(pod)
+    spec = dict(body.get("spec") or {})
+    spec["volumes"] = [v for v in spec.get("volumes") or [] if v.get("name") != ARTIFACT_VOLUME_NAME]
+    for key in ("initContainers", "containers"):
+        if spec.get(key):
+            spec[key] = [
+                {**c, "volumeMounts": [m for m in c.get("volumeMounts") or []
+                                       if m.get("name") != ARTIFACT_VOLUME_NAME]}
+                for c in spec[key]
+            ]
+    body["spec"] = spec
+    return body
 
 
-def _remove_empty_tree(path: str) -> None:
-    for folder, _, _ in sorted(os.walk(path), key=lambda entry: -len(entry[0])):
-        try:
-            os.rmdir(folder)
-        except OSError:
-            pass
+def _optional_references(body: Mapping[str, Any]) -> list[str]:
+    """Secrets and config maps the pod marks optional. A cluster leaves out an optional
+    object that does not exist; here none exists, so running would silently differ from
+    the same run on a cluster, where the object is presumably there: a need too."""
+    needs: list[str] = []
+    for volume in (body.get("spec") or {}).get("volumes") or []:
+        for key, label, name_key in (("secret", "secret", "secretName"), ("configMap", "config map", "name")):
+            ref = volume.get(key)
+            if ref and ref.get("optional"):
+                paths = ", ".join(sorted(
+                    m["mountPath"] for c in _containers(body) for m in c.get("volumeMounts") or []
+                    if m.get("name") == volume.get("name")
+                )) or f"'{volume.get('name')}'"
+                needs.append(f"the Kubernetes {label} '{ref.get(name_key)}' (optional volume at {paths})")
+    for container in _containers(body):
+        for variable in container.get("env") or []:
+            source = variable.get("valueFrom") or {}
+            for key, label in (("secretKeyRef", "secret"), ("configMapKeyRef", "config map")):
+                ref = source.get(key)
+                if ref and ref.get("optional"):
+                    needs.append(f"the Kubernetes {label} '{ref.get('name')}' "
+                                 f"(key '{ref.get('key')}' as optional env var {variable.get('name')})")
+        for source in container.get("envFrom") or []:
+            for key, label in (("secretRef", "secret"), ("configMapRef", "config map")):
+                ref = source.get(key)
+                if ref and ref.get("optional"):
+                    needs.append(f"the Kubernetes {label} '{ref.get('name')}' (all keys as optional env vars)")
+    return needs
+
+
+def _containers(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    spec = body.get("spec") or {}
+    return [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]
+
+
+def _failure(outcome: PodOutcome, observer: _TaskLog, main: str, body: Mapping[str, Any]) -> str:
+    """The task's error: the first thing that went wrong, with the end of its output."""
+    if outcome.reason == "DeadlineExceeded":
+        seconds = (body.get("spec") or {}).get("activeDeadlineSeconds")
+        return f"the pod ran longer than its active deadline ({seconds} s) and was stopped"
+    if outcome.reason and not (outcome.init_containers or outcome.containers):
+        return f"the local runtime could not set up the pod's volumes: {outcome.message}"
+    exits = [*outcome.init_containers, *sorted(outcome.containers, key=lambda e: e.name != main)]
+    failed = next((e for e in exits if e.reason in NEVER_STARTED or e.reason == CANNOT_RUN), None)
+    if failed is not None:
+        if failed.name == main and failed.reason == CANNOT_RUN:
+            return failed.message
+        return f"the local runtime could not start container '{failed.name}': {failed.message}"
+    # A sidecar's exit code (after its SIGTERM) never fails a pod, as in Kubernetes.
+    sidecars = {c.get("name") for c in (body.get("spec") or {}).get("initContainers") or []
+                if c.get("restartPolicy") == "Always"}
+    failed = next((e for e in exits if e.exit_code != 0 and e.name not in sidecars), None)
+    if failed is None:
+        return f"the pod ended {outcome.phase}{': ' + outcome.message if outcome.message else ''}"
+    tail = "\n".join(observer.tails.get(failed.name, ()))
+    if failed.name == main:
+        what = "the task's command"
+    elif failed in outcome.init_containers:
+        what = f"the init container '{failed.name}'"
+    else:
+        what = f"the container '{failed.name}'"
+    return f"{what} exited with code {failed.exit_code}; last output:\n{tail}"

@@ -7,7 +7,7 @@ import tempfile
 from typing import Any
 
 from airflow_kfx.runtime.invocation import ContainerInvocation, artifact_descriptor
-from airflow_kfx.runtime.storage import is_remote
+from airflow_kfx.runtime.storage import download_file, is_remote
 from airflow_kfx.spec.model import Component
 from airflow_kfx.task_io import ArtifactRef, read_outputs
 
@@ -35,9 +35,7 @@ def read_task_outputs(invocation: ContainerInvocation, component: Component) -> 
 def _download(
     invocation: ContainerInvocation, parameter_files: dict[str, str], executor_output: str
 ) -> tuple[dict[str, str], str]:
-    """Fetch the small output files through Airflow's object storage."""
-    from airflow.sdk import ObjectStoragePath
-
+    """Fetch the small output files from the pipeline root (runtime/storage.py)."""
     from airflow_kfx.task_io import local_path_for_uri
 
     pod_root = local_path_for_uri(invocation.task_root)
@@ -46,11 +44,7 @@ def _download(
     def fetch(pod_path: str) -> str:
         relative = os.path.relpath(pod_path, pod_root)
         target = os.path.join(local_root, relative)
-        source = ObjectStoragePath(f"{invocation.task_root}/{relative}")
-        if source.exists():
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            with source.open("rb") as remote, open(target, "wb") as local:
-                local.write(remote.read())
+        download_file(f"{invocation.task_root}/{relative}", target)  # none: read_outputs says so
         return target
 
     return {n: fetch(p) for n, p in parameter_files.items()}, fetch(executor_output)

@@ -1,0 +1,69 @@
+"""The launcher's way to object storage: fsspec filesystems configured from the environment.
+
+* ``s3://`` — s3fs with botocore's usual environment: ``AWS_ACCESS_KEY_ID``,
+  ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_DEFAULT_REGION`` (or
+  ``AWS_REGION``), and ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` for an S3-compatible
+  store. botocore ≥ 1.31 (and so aiobotocore) reads the endpoint variables itself; they
+  are passed to s3fs explicitly too, so older versions behave the same.
+* ``minio://`` — the S3 API at ``AWS_ENDPOINT_URL`` (required), as KFP's launcher does.
+* ``gs://`` — gcsfs when installed (Google's default credentials:
+  ``GOOGLE_APPLICATION_CREDENTIALS``, workload identity); refused clearly otherwise.
+
+Nothing here prints or logs a credential.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from airflow_kfx.launcher.uris import LauncherError
+
+_cache: dict[str, Any] = {}
+
+
+def s3_endpoint(env: Any = None) -> str:
+    env = os.environ if env is None else env
+    return env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or ""
+
+
+def filesystem(scheme: str) -> Any:
+    """The fsspec filesystem for ``s3``, ``minio`` or ``gs`` URIs (one per process)."""
+    from airflow_kfx.launcher import EXIT_FAILED
+
+    if scheme in _cache:
+        return _cache[scheme]
+    if scheme in ("s3", "minio"):
+        endpoint = s3_endpoint()
+        if scheme == "minio" and not endpoint:
+            raise LauncherError(
+                "minio:// URIs are the S3 API of a MinIO server: set AWS_ENDPOINT_URL (the server's URL) "
+                "in the launcher's environment (the [kfx] artifact_credentials_secret)", EXIT_FAILED,
+            )
+        try:
+            import s3fs
+        except ImportError:
+            raise LauncherError(
+                f"{scheme}:// artifacts need s3fs, which is not installed in the launcher image "
+                "(install airflow-kfx[s3])", EXIT_FAILED,
+            ) from None
+        kwargs: dict[str, Any] = {}
+        if endpoint:
+            kwargs["endpoint_url"] = endpoint
+        region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
+        if region:
+            kwargs["client_kwargs"] = {"region_name": region}
+        fs = s3fs.S3FileSystem(**kwargs)
+    elif scheme == "gs":
+        try:
+            import gcsfs
+        except ImportError:
+            raise LauncherError(
+                "gs:// artifacts need gcsfs, which is not installed in the launcher image "
+                "(pip install gcsfs in the [kfx] launcher_image)", EXIT_FAILED,
+            ) from None
+        fs = gcsfs.GCSFileSystem()
+    else:
+        raise LauncherError(f"no object store for the scheme {scheme!r}", EXIT_FAILED)
+    _cache[scheme] = fs
+    return fs

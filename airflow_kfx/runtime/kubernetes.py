@@ -1,0 +1,62 @@
+"""The ``kubernetes`` runtime: the KubernetesPodOperator machinery, sync or deferrable.
+
+The operator *is* a KubernetesPodOperator; this runtime hands its pod to the
+provider's own ``execute`` (create or reattach, wait, follow logs, clean up per
+``on_finish_action``) and, in deferrable mode, its ``trigger_reentry``. Outputs are
+read from the pipeline root afterwards, so the provider's XCom sidecar (which needs
+a shell in every image) stays off.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_kfx.config import KfxSettings, config_value
+from airflow_kfx.runtime.base import Runtime
+
+if TYPE_CHECKING:
+    from airflow_kfx.operators.container import KfxContainerOperator
+
+
+class KubernetesRuntime(Runtime):
+    name = "kubernetes"
+
+    def run(self, operator: KfxContainerOperator, context: Any) -> None:
+        from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+        with operator.without_xcom_sidecar():
+            KubernetesPodOperator.execute(operator, context)
+
+    def resume(self, operator: KfxContainerOperator, context: Any, event: dict[str, Any]) -> None:
+        from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+        with operator.without_xcom_sidecar():
+            KubernetesPodOperator.trigger_reentry(operator, context, event)
+
+    def create_claim(self, manifest: Any, settings: KfxSettings, log: Any) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        namespace = config_value("namespace", settings.namespace)
+        try:
+            _core_api(settings).create_namespaced_persistent_volume_claim(namespace=namespace, body=manifest)
+        except ApiException as err:
+            if err.status != 409:  # 409: created by an earlier try of this task
+                raise
+        log.info("PersistentVolumeClaim %s/%s is ready", namespace, manifest.metadata.name)
+
+    def delete_claim(self, name: str, settings: KfxSettings, log: Any) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        namespace = config_value("namespace", settings.namespace)
+        try:
+            _core_api(settings).delete_namespaced_persistent_volume_claim(name=name, namespace=namespace)
+        except ApiException as err:
+            if err.status != 404:  # 404: an earlier try deleted it
+                raise
+        log.info("deleted PersistentVolumeClaim %s/%s", namespace, name)
+
+
+def _core_api(settings: KfxSettings) -> Any:
+    from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
+
+    return KubernetesHook(conn_id=config_value("kubernetes_conn_id", settings.kubernetes_conn_id)).core_v1_client
