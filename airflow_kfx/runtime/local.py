@@ -1,7 +1,7 @@
 """The ``local`` runtime: run a task's pod as processes on the worker.
 
 It receives the very V1Pod the ``kubernetes`` runtime would submit and runs the whole
-pod with :mod:`airflow_kfx.runtime.pod_process` — init containers, sidecars and main
+pod with :mod:`airflow_kfx.runtime.podrun` — init containers, sidecars and main
 containers, each command with only the pod's env (the worker's own environment never
 reaches it). Volumes map to local folders (a PVC to ``<AIRFLOW_HOME>/kfx/volumes/<claim>``,
 an emptyDir or ephemeral volume to a fresh folder), bind-mounted at the pod's mount
@@ -22,7 +22,7 @@ from typing import Any
 
 from airflow_kfx.exceptions import TaskRuntimeError
 from airflow_kfx.runtime.base import Runtime
-from airflow_kfx.runtime.pod_process import (
+from airflow_kfx.runtime.podrun import (
     CANNOT_RUN,
     NEVER_STARTED,
     ContainerExit,

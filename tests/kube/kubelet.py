@@ -1,5 +1,5 @@
 """The double's scheduler and kubelet: each created pod is bound to the one node and run
-with :class:`airflow_kfx.runtime.pod_process.PodRun`, its status, events and logs
+with :class:`airflow_kfx.runtime.podrun.PodRun`, its status, events and logs
 reported through the API as a kubelet reports them."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow_kfx.runtime.pod_process import (
+from airflow_kfx.runtime.podrun import (
     CANNOT_RUN,
     CONFIG_ERROR,
     IMAGE_NOT_HERE,

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from airflow_kfx.runtime.pod_process import can_mount
+from airflow_kfx.runtime.podrun import can_mount
 from tests.kube.fixtures import KubeDouble, kube_double
 
 PY = os.path.basename(sys.executable)  # "python": resolved on the container's PATH (this interpreter first)

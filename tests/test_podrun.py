@@ -1,4 +1,4 @@
-"""The pod runner (``airflow_kfx.runtime.pod_process``): a pod spec run as local
+"""The pod runner (``airflow_kfx.runtime.podrun``): a pod spec run as local
 processes the way a kubelet runs it, and the ``local`` runtime built on it."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from airflow_kfx.runtime.pod_process import ContainerExit, PodOutcome, PodRun, can_mount, pod_needs
+from airflow_kfx.runtime.podrun import ContainerExit, PodOutcome, PodRun, can_mount, pod_needs
 
 PY = os.path.basename(sys.executable)
 needs_mounts = pytest.mark.skipif(not can_mount(), reason="volumes need root and unshare")
