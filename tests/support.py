@@ -23,3 +23,29 @@ def corpus_manifest() -> list[dict[str, Any]]:
 
 def corpus_files(*kinds: str) -> list[Path]:
     return [CORPUS / f["path"] for f in corpus_manifest() if f["kind"] in kinds]
+
+
+def kfx_run(
+    home: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 900
+) -> tuple[int, str, dict[str, Any] | None]:
+    """``kfx run ARGS --json FILE`` as a user runs it, in a subprocess with the embedded
+    default in ``home`` (KFX_HOME) and an MLflow store there (unless ``env`` names one):
+    (exit code, kfx's own output, the --json summary or None).
+
+    The user's environment, minus the Airflow settings this test session set for itself,
+    plus ``env``. The summary goes to a folder that does not exist yet: ``kfx run --json``
+    creates it (``make demo`` writes ``build/…``).
+    """
+    import subprocess
+    import sys
+
+    summary = home / "summaries" / f"run-{len(list(home.glob('summaries/run-*')))}" / "summary.json"
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    environment.update(KFX_HOME=str(home), MLFLOW_TRACKING_URI=f"sqlite:///{home}/mlflow.db")
+    environment.update(env or {})
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow_kfx.cli", "run", *args, "--json", str(summary)],
+        capture_output=True, text=True, env=environment, cwd=cwd or home, timeout=timeout,
+    )
+    data = json.loads(summary.read_text()) if summary.exists() else None
+    return result.returncode, result.stdout + result.stderr, data

@@ -92,16 +92,16 @@ def kfx_environment(home: Path, runtime: str, kube: KubeDouble | None) -> dict[s
 
 @pytest.fixture(scope="module")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeDouble]:
-    """The Kubernetes API double, with the secrets KFP's backend tests create."""
+    """The Kubernetes API double, with the secrets KFP's backend tests create (what
+    critical/pipeline_with_secret_as_env's component asserts it receives)."""
     from kubernetes.client import V1ObjectMeta, V1Secret
 
+    secrets = {"test-secret-1": {"username": "user1"}, "test-secret-2": {"password": "psw1"},
+               "test-secret-3": {"password": "psw2"}}
     with kube_double(tmp_path_factory.mktemp("kube")) as double:
         api = double.api()
-        for name in ("test-secret-1", "test-secret-2", "test-secret-3"):
-            api.create_namespaced_secret(
-                "default",
-                V1Secret(metadata=V1ObjectMeta(name=name), string_data={"username": "user", "password": "pass"}),
-            )
+        for name, data in secrets.items():
+            api.create_namespaced_secret("default", V1Secret(metadata=V1ObjectMeta(name=name), string_data=data))
         yield double
 
 

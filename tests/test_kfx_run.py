@@ -3,16 +3,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import FIXTURES, REPO
+from tests.support import FIXTURES, REPO, kfx_run
 
 pytestmark = pytest.mark.slow
 
@@ -20,19 +16,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def kfx_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("kfx-home")
-
-
-def kfx_run(home: Path, *args: str, cwd: Path | None = None) -> tuple[int, str, dict[str, Any] | None]:
-    # A folder that does not exist yet: `kfx run --json` creates it (`make demo` writes build/…).
-    summary = home / "summaries" / f"run-{len(list(home.glob('summaries/run-*')))}" / "summary.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update(KFX_HOME=str(home), MLFLOW_TRACKING_URI=f"sqlite:///{home}/mlflow.db")
-    result = subprocess.run(
-        [sys.executable, "-m", "airflow_kfx.cli", "run", *args, "--json", str(summary)],
-        capture_output=True, text=True, env=env, cwd=cwd or home, timeout=900,
-    )
-    data = json.loads(summary.read_text()) if summary.exists() else None
-    return result.returncode, result.stdout + result.stderr, data
 
 
 def test_summary_has_the_documented_shape_and_values(kfx_home: Path) -> None:

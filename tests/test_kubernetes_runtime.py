@@ -9,11 +9,7 @@ it fails, ``on_finish_action``, deferrable mode, and the RBAC the operator needs
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +18,7 @@ import pytest
 
 from tests.kube.fixtures import KubeDouble, kube_double
 from tests.runs import RunResult, run_pipeline
-from tests.support import FIXTURES, REPO
+from tests.support import FIXTURES, REPO, kfx_run
 
 pytestmark = pytest.mark.slow
 
@@ -107,27 +103,16 @@ def test_deferrable_kfx_run(kube: KubeDouble, tmp_path: Path) -> None:
     """``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE=True kfx run --runtime kubernetes``: the
     provider's trigger watches each pod, the task resumes to collect its outputs, and
     every MLflow task run ends FINISHED."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update(kube.airflow_environment())
-    env.update(
-        KFX_HOME=str(tmp_path / "home"),
-        AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE="True",
-        MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db",
-    )
-    summary_file = tmp_path / "summary.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "airflow_kfx.cli", "run", str(EXAMPLES / "sequential.yaml"), "--runtime", "kubernetes",
-         "--json", str(summary_file)],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    summary = json.loads(summary_file.read_text())
-    assert summary["outputs"]["parameters"]["Output"] == "3 lines, 27 chars, last: 3: hello"
-    log = next((tmp_path / "home" / "logs").glob("*.log")).read_text(errors="replace")
+    home = tmp_path / "home"
+    env = {**kube.airflow_environment(), "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True"}
+    code, output, summary = kfx_run(home, str(EXAMPLES / "sequential.yaml"), "--runtime", "kubernetes", env=env)
+    assert code == 0, output
+    assert summary is not None and summary["outputs"]["parameters"]["Output"] == "3 lines, 27 chars, last: 3: hello"
+    log = next((home / "logs").glob("*.log")).read_text(errors="replace")
     assert log.count("running trigger in line") >= 3, "every task should have deferred to the trigger"
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    client = MlflowClient(f"sqlite:///{home}/mlflow.db")
     runs = client.search_runs([summary["mlflow"]["experiment_id"]])
     states = {r.data.tags.get("kfx.task_path", "<pipeline>"): r.info.status for r in runs}
     assert states == {"produce": "FINISHED", "consume": "FINISHED", "announce": "FINISHED", "<pipeline>": "FINISHED"}

@@ -25,8 +25,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +36,7 @@ from airflow_kfx.pod.transport import DOWNLOAD_CONTAINER, UPLOAD_CONTAINER
 from tests.kube.fixtures import KubeDouble, kube_double
 from tests.runs import RunResult, run_pipeline
 from tests.s3_server import ACCESS_KEY, SECRET_KEY, S3Server, shared_server
-from tests.support import REPO
+from tests.support import REPO, kfx_run
 
 pytestmark = pytest.mark.slow
 
@@ -309,27 +307,18 @@ def test_training_on_the_kubernetes_runtime_with_the_launcher(
 
 
 def test_kfx_run_with_an_s3_pipeline_root(s3: S3Server, bucket: str, root: str, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_"))}
-    env.update(
-        KFX_HOME=str(tmp_path / "home"),
-        AIRFLOW__KFX__PIPELINE_ROOT=root,
-        AIRFLOW_CONN_AWS_DEFAULT=s3.airflow_conn,
-        MLFLOW_TRACKING_URI=os.environ["MLFLOW_TRACKING_URI"],
-    )
-    summary_file = tmp_path / "summary.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "airflow_kfx.cli", "run", str(EXAMPLES / "sequential.yaml"), "--runtime", "local",
-         "--json", str(summary_file)],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    summary = json.loads(summary_file.read_text())
-    assert summary["state"] == "success"
+    # (the fixture removed every AWS_* variable: credentials come from aws_default only)
+    env = {"AIRFLOW__KFX__PIPELINE_ROOT": root, "AIRFLOW_CONN_AWS_DEFAULT": s3.airflow_conn,
+           "MLFLOW_TRACKING_URI": os.environ["MLFLOW_TRACKING_URI"]}
+    code, output, summary = kfx_run(tmp_path / "home", str(EXAMPLES / "sequential.yaml"), "--runtime", "local",
+                                    env=env, cwd=tmp_path)
+    assert code == 0, output
+    assert summary is not None and summary["state"] == "success"
     assert summary["outputs"]["parameters"]["Output"] == "3 lines, 27 chars, last: 3: hello"
     tasks = summary["tasks"]
     assert tasks["produce"]["outputs"]["parameters"]["chars"] == 27
     data_uri = tasks["produce"]["outputs"]["artifacts"]["data"]["uri"]
     assert data_uri == f"{run_uri(root, summary['dag_id'], summary['run_id'])}/produce/0/data"
     assert s3.get(key_of(data_uri, bucket), bucket) == b"1: hello\n2: hello\n3: hello\n"
-    assert_no_credentials(done.stdout + done.stderr + summary_file.read_text(), "kfx run's output")
+    assert_no_credentials(output + json.dumps(summary), "kfx run's output")
     assert_no_host_files(bucket)
