@@ -39,6 +39,7 @@ def kfx_run(
     import subprocess
     import sys
 
+    home.mkdir(parents=True, exist_ok=True)
     summary = home / "summaries" / f"run-{len(list(home.glob('summaries/run-*')))}" / "summary.json"
     environment = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     environment.update(KFX_HOME=str(home), MLFLOW_TRACKING_URI=f"sqlite:///{home}/mlflow.db")

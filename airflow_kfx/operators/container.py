@@ -130,7 +130,9 @@ class KfxContainerOperator(KubernetesPodOperator):
             cached = cache.lookup(self.pipeline_root(), cache_key)
             if cached is not None:
                 self.log.info("Cache hit (%s): reusing the outputs of an earlier execution", cache_key[:12])
-                execution.tracker.finish(outputs=cached, failed=False, tags={"kfx.cache_hit": "true"})
+                execution.tracker.finish(
+                    outputs=cached, failed=False, pipeline_root=self.pipeline_root(), tags={"kfx.cache_hit": "true"}
+                )
                 return self.publish(context, {**cached, "cache_hit": True})
         self._prepare_pod(context, execution)
         with self._failures_tracked(execution):
@@ -198,7 +200,8 @@ class KfxContainerOperator(KubernetesPodOperator):
         pod = getattr(self, "pod", None)
         pod_name = pod.metadata.name if pod is not None and pod.metadata is not None else "local"
         execution.tracker.finish(
-            outputs=outputs, failed=False, tags={"kfx.cache_hit": "false", "kfx.pod_name": pod_name}
+            outputs=outputs, failed=False, pipeline_root=self.pipeline_root(),
+            tags={"kfx.cache_hit": "false", "kfx.pod_name": pod_name},
         )
         return self.publish(context, outputs)
 
@@ -246,6 +249,7 @@ class KfxContainerOperator(KubernetesPodOperator):
 
     def _write_inline_files(self, artifacts: Mapping[str, Any], identity: Any) -> dict[str, Any]:
         """Values given to file inputs (v1 ``inputPath``) become files in the task's folder."""
+        from airflow_kfx.confine import safe_segment
         from airflow_kfx.runtime.invocation import task_root
         from airflow_kfx.runtime.resolve import InlineFile
         from airflow_kfx.runtime.storage import write_text
@@ -255,7 +259,7 @@ class KfxContainerOperator(KubernetesPodOperator):
             converted = []
             for ref in refs:
                 if isinstance(ref, InlineFile):
-                    uri = f"{task_root(self.pipeline_root(), identity)}/_kfx/inputs/{name}"
+                    uri = f"{task_root(self.pipeline_root(), identity)}/_kfx/inputs/{safe_segment(name)}"
                     write_text(uri, ref.value if isinstance(ref.value, str) else json.dumps(ref.value))
                     ref = {"name": name, "uri": uri, "schemaTitle": "system.Artifact", "metadata": {}}
                 converted.append(ref)

@@ -70,11 +70,18 @@ def lookup(pipeline_root: str, key: str) -> dict[str, Any] | None:
         return None
     if not isinstance(outputs, dict):
         return None
+    from airflow_kfx.confine import is_within
+
     for refs in (outputs.get("artifacts") or {}).values():
         for ref in refs:
+            uri = str(ref.get("uri", ""))
+            # Entries live under the root, where tasks write too: one naming anything
+            # outside the root is not ours, and is never followed.
+            if not is_within(uri, pipeline_root):
+                return None
             if ref.get("schemaTitle") in METADATA_ONLY:
                 continue  # no file to lose: the entry holds all of it
-            if not _exists(str(ref.get("uri", ""))):
+            if not _exists(uri):
                 return None
     return outputs
 

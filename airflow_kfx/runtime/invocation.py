@@ -7,12 +7,12 @@ where the resulting pod runs.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_kfx.confine import safe_segment
 from airflow_kfx.spec.model import Component, Container, Pipeline, Resources
 from airflow_kfx.task_io import (
     WORKSPACE_MOUNT_PATH,
@@ -21,8 +21,6 @@ from airflow_kfx.task_io import (
     local_path_for_uri,
     resolve_command_line,
 )
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+=@-]")
 
 
 @dataclass(frozen=True)
@@ -63,14 +61,14 @@ def job_resource_name(pipeline_name: str, dag_id: str, run_id: str) -> str:
 
 def run_root(pipeline_root: str, identity: RunIdentity) -> str:
     """``<pipeline_root>/<dag_id>/<run_id>``: everything one DAG run writes lies below it."""
-    run = "<run_id>" if identity.symbolic else _UNSAFE.sub("_", identity.run_id)
-    return "/".join([pipeline_root.rstrip("/"), _UNSAFE.sub("_", identity.dag_id), run])
+    run = "<run_id>" if identity.symbolic else safe_segment(identity.run_id)
+    return "/".join([pipeline_root.rstrip("/"), safe_segment(identity.dag_id), run])
 
 
 def task_root(pipeline_root: str, identity: RunIdentity) -> str:
     """``<run root>/<kfp task path>/<map index>`` (0 when unmapped)."""
     index = "<map_index>" if identity.symbolic and identity.map_index >= 0 else str(max(identity.map_index, 0))
-    parts = [*(_UNSAFE.sub("_", p) for p in identity.kfp_path.split("/")), index]
+    parts = [*(safe_segment(p) for p in identity.kfp_path.split("/")), index]
     return "/".join([run_root(pipeline_root, identity), *parts])
 
 
@@ -137,14 +135,14 @@ def prepare_container(
     root = task_root(pipeline_root, identity)
     outputs_dir = local_path_for_uri(root)
     output_files = {
-        name: f"{outputs_dir}/_kfx/parameters/{name}" for name in component.outputs.parameters
+        name: f"{outputs_dir}/_kfx/parameters/{safe_segment(name)}" for name in component.outputs.parameters
     }
     output_artifacts = {
         name: [
             ArtifactRef(
                 name=name,
-                uri=f"{root}/{name}",
-                path=local_path_for_uri(f"{root}/{name}"),
+                uri=f"{root}/{safe_segment(name)}",
+                path=local_path_for_uri(f"{root}/{safe_segment(name)}"),
                 schema_title=spec.schema_title,
                 schema_version=spec.schema_version,
             )

@@ -11,6 +11,8 @@ already satisfies the requirements, it is used directly (no venv, no pip).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import re
@@ -18,7 +20,7 @@ import shlex
 import subprocess
 import sys
 import venv
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,28 +58,47 @@ def environment_for(command: LightweightCommand, log: Callable[[str], None]) -> 
         bin_dir = str(Path(sys.executable).parent)
         return {"PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
     root = _venv_root() / _requirements_key(command)
-    python = root / "bin" / "python3"
     ready = root / ".kfx-ready"
     if not ready.exists():
-        log(f"local runtime: creating a virtual environment for the component's requirements in {root}")
         root.parent.mkdir(parents=True, exist_ok=True)
-        venv.EnvBuilder(with_pip=True, clear=True).create(root)
-        env = {**os.environ, "PATH": f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}", "VIRTUAL_ENV": str(root)}
-        for args in command.requirement_args:
-            result = subprocess.run(
-                [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args],
-                env=env, capture_output=True, text=True,
-            )
-            if result.returncode != 0:
-                raise TaskRuntimeError(
-                    f"installing the component's requirements ({' '.join(args)}) failed:\n"
-                    + (result.stderr or result.stdout)[-2000:]
-                )
-        ready.write_text("\n".join(" ".join(a) for a in command.requirement_args))
+        # Tasks run concurrently (loop iterations, parallel runs, several workers): one
+        # builds the environment while the others wait for it, never two at once.
+        with _locked(root.parent / f"{root.name}.lock"):
+            if not ready.exists():
+                _build(root, command, log)
     return {
         "PATH": f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
         "VIRTUAL_ENV": str(root),
     }
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build(root: Path, command: LightweightCommand, log: Callable[[str], None]) -> None:
+    """A fresh virtual environment with the requirements; ``.kfx-ready`` written last."""
+    python = root / "bin" / "python3"
+    log(f"local runtime: creating a virtual environment for the component's requirements in {root}")
+    venv.EnvBuilder(with_pip=True, clear=True).create(root)
+    env = {**os.environ, "PATH": f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}", "VIRTUAL_ENV": str(root)}
+    for args in command.requirement_args:
+        result = subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args],
+            env=env, capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            raise TaskRuntimeError(
+                f"installing the component's requirements ({' '.join(args)}) failed:\n"
+                + (result.stderr or result.stdout)[-2000:]
+            )
+    (root / ".kfx-ready").write_text("\n".join(" ".join(a) for a in command.requirement_args))
 
 
 def _venv_root() -> Path:

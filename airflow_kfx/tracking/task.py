@@ -33,11 +33,20 @@ def pipeline_params(context: Mapping[str, Any], pipeline: Any) -> dict[str, Any]
     return {name: params[name] for name in pipeline.root.inputs.parameters if name in params}
 
 
-def _log_outputs(client: Any, run_id: str, outputs: Mapping[str, Any]) -> None:
-    from airflow_kfx.runtime.storage import read_text
+def _log_outputs(client: Any, run_id: str, outputs: Mapping[str, Any], pipeline_root: str) -> None:
+    from airflow_kfx.confine import confined
+    from airflow_kfx.runtime.storage import read_bytes, read_text
     from airflow_kfx.tracking.outputs import log_task_outputs
 
-    log_task_outputs(client, run_id, outputs, read_text)
+    # URIs in a task's outputs come from user code (and the cache under the root): the
+    # worker, which holds credentials, reads nothing outside the pipeline root for MLflow.
+    def text(uri: str) -> str:
+        return read_text(confined(uri, pipeline_root, "the artifact"))
+
+    def data(uri: str) -> bytes:
+        return read_bytes(confined(uri, pipeline_root, "the artifact"))
+
+    log_task_outputs(client, run_id, outputs, text, data)
 
 
 class TaskTracker:
@@ -74,7 +83,8 @@ class TaskTracker:
     def pod_env(self) -> dict[str, str]:
         return self.ref.pod_env() if self.ref is not None else {}
 
-    def finish(self, *, outputs: Mapping[str, Any] | None, failed: bool, tags: Mapping[str, Any] | None = None) -> None:
+    def finish(self, *, outputs: Mapping[str, Any] | None, failed: bool, pipeline_root: str = "",
+               tags: Mapping[str, Any] | None = None) -> None:
         if self.tracking is None or self.ref is None:
             return
         session = self.tracking.session
@@ -82,5 +92,5 @@ class TaskTracker:
         if tags:
             session.call("tag the task run", log_tags, session.client, run_id, tags)
         if outputs:
-            session.call("log the task's outputs", _log_outputs, session.client, run_id, outputs)
+            session.call("log the task's outputs", _log_outputs, session.client, run_id, outputs, pipeline_root)
         session.call("close the task run", session.client.set_terminated, run_id, "FAILED" if failed else "FINISHED")
