@@ -16,6 +16,14 @@ import os
 
 from airflow_kfx.exceptions import TaskRuntimeError
 
+# URIs that name something no worker ever opens as a file (KFP's modelcar: a model pushed
+# as an OCI image); a task may output them, and nothing reads them.
+REFERENCE_SCHEMES = ("oci://",)
+
+
+def is_reference(uri: str) -> bool:
+    return isinstance(uri, str) and uri.startswith(REFERENCE_SCHEMES)
+
 
 class EscapeError(TaskRuntimeError):
     """A URI from a task lies outside the folder it must stay in."""
@@ -72,4 +80,4 @@ def safe_segment(name: str) -> str:
     return "_" + cleaned if cleaned in ("", ".", "..") else cleaned
 
 
-__all__ = ["EscapeError", "confined", "is_within", "safe_segment"]
+__all__ = ["EscapeError", "confined", "is_reference", "is_within", "safe_segment"]

@@ -70,11 +70,13 @@ def lookup(pipeline_root: str, key: str) -> dict[str, Any] | None:
         return None
     if not isinstance(outputs, dict):
         return None
-    from airflow_kfx.confine import is_within
+    from airflow_kfx.confine import is_reference, is_within
 
     for refs in (outputs.get("artifacts") or {}).values():
         for ref in refs:
             uri = str(ref.get("uri", ""))
+            if is_reference(uri):
+                continue  # an oci:// model image: a name, nothing to find under the root
             # Entries live under the root, where tasks write too: one naming anything
             # outside the root is not ours, and is never followed.
             if not is_within(uri, pipeline_root):

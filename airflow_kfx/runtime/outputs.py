@@ -11,7 +11,7 @@ import os
 import tempfile
 from typing import Any
 
-from airflow_kfx.confine import EscapeError, confined, is_within
+from airflow_kfx.confine import EscapeError, confined, is_reference, is_within
 from airflow_kfx.runtime.invocation import ContainerInvocation, artifact_descriptor
 from airflow_kfx.runtime.storage import download_file, is_remote
 from airflow_kfx.spec.model import Component
@@ -31,7 +31,8 @@ def read_task_outputs(invocation: ContainerInvocation, component: Component) -> 
         )
     for name, refs in artifacts.items():
         for ref in refs:
-            confined(ref.uri, invocation.run_root, f"output artifact '{name}' at")
+            if not is_reference(ref.uri):  # an oci:// model image is a name, never read
+                confined(ref.uri, invocation.run_root, f"output artifact '{name}' at")
     return {
         "parameters": parameters,
         "artifacts": {

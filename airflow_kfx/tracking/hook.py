@@ -8,8 +8,9 @@ Credentials come only from the connection and never reach logs or the pipeline.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from airflow.sdk import BaseHook
 
@@ -18,11 +19,17 @@ EMBEDDED_TRACKING_URI = "sqlite:///mlflow.db"
 
 @dataclass(frozen=True)
 class TrackingTarget:
-    tracking_uri: str
+    tracking_uri: str = field(repr=False)  # may carry user:password@: shown as public_uri
     username: str | None = None
-    password: str | None = None
-    token: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
     source: str = ""  # where the URI came from, for log messages (never the secrets)
+
+    @property
+    def public_uri(self) -> str:
+        """The tracking URI without any ``user:password@``: what logs, XComs, tags and
+        task pods see (pods get credentials from a Kubernetes secret instead)."""
+        return without_credentials(self.tracking_uri)
 
     def credential_env(self) -> dict[str, str]:
         """MLflow's own credential variables, for this process and task pods."""
@@ -79,6 +86,13 @@ class MlflowHook(BaseHook):
             token=extra.get("token"),
             source=f"connection '{self.mlflow_conn_id}'",
         )
+
+
+def without_credentials(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.scheme in ("http", "https") and "@" in parts.netloc:
+        return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    return uri
 
 
 def _uri_of(connection: Any) -> str:

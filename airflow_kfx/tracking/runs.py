@@ -98,7 +98,7 @@ class PipelineTracking:
         if experiment_id is None:
             return None
         run = self.session.call("find or create the pipeline run", self._parent, experiment_id, params or {})
-        return RunRef(self.session.target.tracking_uri, experiment_id, run) if run else None
+        return RunRef(self.session.target.public_uri, experiment_id, run) if run else None
 
     def _parent(self, experiment_id: str, params: Mapping[str, Any]) -> str:
         found = self._find(experiment_id, {**self._identity(), "kfx.kind": PIPELINE_KIND})

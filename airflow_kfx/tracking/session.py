@@ -8,9 +8,10 @@ seconds, not minutes. ``[kfx] mlflow_strict = true`` turns failures into errors.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from airflow_kfx.config import config_value
@@ -54,7 +55,6 @@ class TrackingSession:
             # Read by MLflow per request: bounded waits, no retry storms.
             os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = timeout
             os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
-            os.environ.update(self.target.credential_env())
             from mlflow import MlflowClient
 
             self._client = MlflowClient(tracking_uri=self.target.tracking_uri)
@@ -65,9 +65,12 @@ class TrackingSession:
         if self.down is not None:
             return None
         try:
-            return function(*args, **kwargs)
+            with _credentials(self.target.credential_env()):
+                return function(*args, **kwargs)
         except Exception as err:  # noqa: BLE001 - any client/server/network failure
-            message = f"MLflow tracking ({self.target.tracking_uri}) failed to {what}: {type(err).__name__}: {_short(err)}"
+            message = self._redacted(
+                f"MLflow tracking ({self.target.public_uri}) failed to {what}: {type(err).__name__}: {_short(err)}"
+            )
             if self.strict:
                 raise TaskRuntimeError(message + " ([kfx] mlflow_strict is on)") from None
             if _is_outage(err):
@@ -76,6 +79,33 @@ class TrackingSession:
             else:
                 log.warning("%s; the pipeline goes on", message)
             return None
+
+    def _redacted(self, text: str) -> str:
+        """``text`` with the connection's secrets (and a URI's user:password@) masked:
+        client errors quote the URL they failed on."""
+        import re
+
+        text = re.sub(r"(https?://)[^/@\s]+@", r"\1", text)
+        for secret in (self.target.password, self.target.token):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+
+@contextlib.contextmanager
+def _credentials(env: Mapping[str, str]) -> Iterator[None]:
+    """MLflow reads its credentials from the environment on each request: set them only
+    for the duration of a call, so the worker's environment never keeps them."""
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _is_outage(err: Exception) -> bool:
