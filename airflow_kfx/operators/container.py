@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
@@ -184,10 +185,44 @@ class KfxContainerOperator(KubernetesPodOperator):
     def _prepare_pod(self, context: Any, execution: _Execution) -> None:
         """Fill the placeholders and set what ``build_pod_request_obj`` reads."""
         identity = run_identity(context, self.kfx_task)
-        artifacts = self._write_inline_files(execution.artifacts, identity)
+        with self._writing_root():
+            artifacts = self._write_inline_files(execution.artifacts, identity)
         self.prepare(execution.parameters, artifacts, identity, extra_env=execution.tracker.pod_env())
         _refuse_oci_inputs(artifacts, self.kfx_task.kfp_path)
-        _make_output_folders(self._invocation)
+        with self._writing_root():
+            _make_output_folders(self._invocation)
+
+    @contextlib.contextmanager
+    def _writing_root(self) -> Iterator[None]:
+        """A pipeline root the worker cannot write is the task's error, said in one line."""
+        try:
+            yield
+        except OSError as err:
+            raise TaskRuntimeError(
+                f"the pipeline root {self.pipeline_root()} cannot be written: {err}; check [kfx] pipeline_root "
+                "and that the worker may write there"
+            ) from None
+
+    def start_clean(self) -> None:
+        """A new pod is about to start (not a reattached one): nothing an earlier attempt
+        left in the task's folder — partial outputs of a killed pod, its executor-output
+        and parameter files, upload markers — can be taken for this attempt's outputs, as
+        on KFP, where every pod writes them afresh. The inline input files this attempt
+        wrote (``_kfx/inputs``) stay."""
+        from airflow_kfx.runtime.storage import clear_folder
+
+        root = self._invocation.task_root
+        with self._writing_root():
+            clear_folder(root, keep=("_kfx",))
+            clear_folder(f"{root}/_kfx", keep=("inputs",))
+            _make_output_folders(self._invocation)
+
+    @cached_property
+    def pod_manager(self) -> Any:
+        """The provider's pod manager, calling :meth:`start_clean` before it creates a pod."""
+        from airflow_kfx.runtime.kubernetes import FreshStartPodManager
+
+        return FreshStartPodManager(kube_client=self.client, callbacks=self.callbacks, before_create=self.start_clean)
 
     def _complete(self, context: Any, execution: _Execution, cache_key: str | None) -> dict[str, Any]:
         """The pod has ended well: read its outputs, remember them, close the MLflow run."""

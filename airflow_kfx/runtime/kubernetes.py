@@ -9,7 +9,11 @@ a shell in every image) stays off.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+# This module is imported only when a task runs on this runtime, never at DAG parse.
+from airflow.providers.cncf.kubernetes.utils.pod_manager import PodManager
 
 from airflow_kfx.config import KfxSettings, config_value
 from airflow_kfx.runtime.base import Runtime
@@ -54,6 +58,20 @@ class KubernetesRuntime(Runtime):
             if err.status != 404:  # 404: an earlier try deleted it
                 raise
         log.info("deleted PersistentVolumeClaim %s/%s", namespace, name)
+
+
+class FreshStartPodManager(PodManager):
+    """The provider's ``PodManager`` calling ``before_create()`` right before it creates a
+    pod — and so never when the operator reattaches to one still running after its
+    worker died."""
+
+    def __init__(self, *, before_create: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._before_create = before_create
+
+    def create_pod(self, pod: Any) -> Any:
+        self._before_create()
+        return super().create_pod(pod)
 
 
 def _core_api(settings: KfxSettings) -> Any:

@@ -86,6 +86,7 @@ class LocalRuntime(Runtime):
     def run(self, operator: Any, context: Any) -> None:
         pod = operator.build_pod_request_obj(context, dry_run=True)
         operator.pod = pod  # the pod that ran, as the provider records it (its name ties outputs to it)
+        operator.start_clean()  # every local pod is a new one: no earlier attempt's leftovers
         main = operator.base_container_name
         env = {name: dict(values) for name, values in operator.local_secret_env().items()}
         # the module's run_pod_locally, looked up now (tests observe runs by wrapping it)

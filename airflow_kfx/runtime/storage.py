@@ -124,6 +124,36 @@ def download_file(uri: str, local_path: str) -> bool:
     return True
 
 
+def clear_folder(uri: str, *, keep: tuple[str, ...] = ()) -> None:
+    """Remove everything below the folder ``uri`` except the entries named in ``keep``
+    (first-level names). Local links are removed, never followed."""
+    if is_remote(uri):
+        folder = _fresh(uri)
+        if not folder.exists():
+            return
+        for entry in folder.iterdir():
+            if entry.name in keep:
+                continue
+            if entry.is_dir():
+                entry.rmdir(recursive=True)
+            else:
+                entry.unlink()
+        return
+    import shutil
+
+    local = _local(uri)
+    if not os.path.isdir(local) or os.path.islink(local):
+        return
+    for name in os.listdir(local):
+        if name in keep:
+            continue
+        path = os.path.join(local, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+
+
 # -- the launcher -------------------------------------------------------------------------
 
 

@@ -52,9 +52,11 @@ def _log_outputs(client: Any, run_id: str, outputs: Mapping[str, Any], pipeline_
 class TaskTracker:
     """One task execution's nested MLflow run (a no-op when tracking is off or down)."""
 
-    def __init__(self, tracking: PipelineTracking | None, ref: RunRef | None) -> None:
+    def __init__(self, tracking: PipelineTracking | None, ref: RunRef | None, try_number: int | None = None) -> None:
         self.tracking = tracking
         self.ref = ref
+        # A retry finds the run its first try made (no duplicates); the tag says which try ended it.
+        self.try_number = try_number
 
     @classmethod
     def start(cls, context: Mapping[str, Any], pipeline: Any, planned: Any, settings: Any,
@@ -78,7 +80,7 @@ class TaskTracker:
             tags={"kfx.task_path": planned.kfp_path, "kfx.try_number": ti.try_number, **tags},
             params=inputs,
         )
-        return cls(tracking, ref)
+        return cls(tracking, ref, ti.try_number)
 
     def pod_env(self) -> dict[str, str]:
         return self.ref.pod_env() if self.ref is not None else {}
@@ -89,6 +91,7 @@ class TaskTracker:
             return
         session = self.tracking.session
         run_id = self.ref.run_id
+        tags = {**(tags or {}), **({"kfx.try_number": self.try_number} if self.try_number else {})}
         if tags:
             session.call("tag the task run", log_tags, session.client, run_id, tags)
         if outputs:
