@@ -73,33 +73,27 @@ def validate_command(paths: Sequence[str]) -> int:
 def _check_one(path: Path) -> str | None:
     """One line describing the file's problem, or None."""
     from airflow_kfx.dag_builder import build_dag
-    from airflow_kfx.spec.loader import load_pipeline_file
+    from airflow_kfx.exceptions import UnsupportedFeatureError
+    from airflow_kfx.spec.loader import ARCHIVE_SUFFIXES, load_pipeline_file
 
     try:
-        if _is_v1_component(path):
+        try:
+            pipeline = load_pipeline_file(path, use_cache=False)
+        except UnsupportedFeatureError as err:
+            if err.feature != "v1 component as a pipeline" or path.name.endswith(ARCHIVE_SUFFIXES):
+                raise
             from airflow_kfx.components import load_component_from_file
 
-            load_component_from_file(path)
+            load_component_from_file(path)  # a KFP v1 component.yaml (YAML or JSON): validated as one
             return None
         # Airflow's own checks too (trigger rules, setup/teardown, params), as a DAG
         # processor would run them.
-        build_dag(load_pipeline_file(path, use_cache=False)).validate()
+        build_dag(pipeline).validate()
     except KfxError as err:
         return str(err)
     except Exception as err:  # a bug in airflow-kfx: still one line, never a traceback
         return f"{path}: internal error ({type(err).__name__}: {err}); please report it"
     return None
-
-
-def _is_v1_component(path: Path) -> bool:
-    """A KFP v1 component.yaml (top-level ``implementation``): validated as a component."""
-    import re
-
-    try:
-        head = path.read_text(errors="replace")
-    except OSError:
-        return False
-    return re.search(r"^implementation:", head, re.MULTILINE) is not None and "pipelineInfo" not in head
 
 
 def render_command(path: str, raw_params: Sequence[str], output: str) -> int:

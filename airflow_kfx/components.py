@@ -17,11 +17,12 @@ import hashlib
 import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_kfx.exceptions import SpecError, UnsupportedFeatureError
 from airflow_kfx.spec.model import Component, Dag, Executor, Location, Pipeline
-from airflow_kfx.spec.source import load_documents, root_node
+from airflow_kfx.spec.source import decode_text, load_documents, root_node
 
 if TYPE_CHECKING:
     from airflow_kfx.operators.component import KfxComponentOperator
@@ -31,7 +32,7 @@ def load_component_from_text(text: str, *, source: str = "<text>") -> ComponentF
     """The core loader: a v1 ``component.yaml`` or a compiled v2 component."""
     documents = load_documents(text, source)
     if not documents:
-        raise SpecError("the component file is empty", file=source)
+        raise SpecError("the component file is empty", file=source, line=1)
     document = documents[0]
     node = root_node(document, source)
     digest = hashlib.sha256(text.encode()).hexdigest()
@@ -61,11 +62,10 @@ def load_component_from_text(text: str, *, source: str = "<text>") -> ComponentF
 
 def load_component_from_file(path: str | os.PathLike[str]) -> ComponentFactory:
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        data = Path(path).read_bytes()
     except OSError as err:
         raise SpecError(f"cannot read the component: {err.strerror}", file=str(path)) from None
-    return load_component_from_text(text, source=str(path))
+    return load_component_from_text(decode_text(data, str(path)), source=str(path))
 
 
 def load_component_from_url(url: str, *, timeout: float = 30.0) -> ComponentFactory:
@@ -73,10 +73,10 @@ def load_component_from_url(url: str, *, timeout: float = 30.0) -> ComponentFact
 
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (user-chosen URL)
-            text = response.read().decode("utf-8")
+            data = response.read()
     except OSError as err:
         raise SpecError(f"cannot download the component: {err}", file=url) from None
-    return load_component_from_text(text, source=url)
+    return load_component_from_text(decode_text(data, url), source=url)
 
 
 class ComponentFactory:

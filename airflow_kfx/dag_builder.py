@@ -7,21 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 from airflow_kfx.config import CACHE_PARAM, KfxSettings
-from airflow_kfx.plan import CONDITION, EXECUTOR, ITERATIONS, Plan, PlannedTask, build_plan
-from airflow_kfx.spec.model import ParameterType, Pipeline, RetryPolicy
+from airflow_kfx.plan import CONDITION, EXECUTOR, ITERATIONS, RUN_START_TASK, Plan, PlannedTask, build_plan
+from airflow_kfx.spec.model import Pipeline, RetryPolicy
 
-RUN_START_TASK = "kfx-run-start"
 RUN_END_TASK = "kfx-run-end"
 WORKSPACE_TASK = "kfx-workspace"
-
-_JSON_SCHEMA_TYPES = {
-    ParameterType.STRING: "string",
-    ParameterType.NUMBER_INTEGER: "integer",
-    ParameterType.NUMBER_DOUBLE: "number",
-    ParameterType.BOOLEAN: "boolean",
-    ParameterType.LIST: "array",
-    ParameterType.STRUCT: "object",
-}
 
 
 def default_dag_id(pipeline: Pipeline) -> str:
@@ -57,21 +47,31 @@ def build_dag(
 
 
 def pipeline_params(pipeline: Pipeline) -> dict[str, Any]:
-    """Typed Airflow params for the pipeline's parameters (the trigger form in the UI)."""
+    """Typed Airflow params for the pipeline's parameters (the trigger form in the UI).
+
+    Their JSON schemas (:func:`airflow_kfx.values.json_schema`) let Airflow reject a
+    value of the wrong type when the run is triggered; ``kfx-run-start`` then converts
+    and checks every value with the same rules before any task runs.
+    """
     from airflow.sdk import Param
+
+    from airflow_kfx.params import list_item_types, nullable, run_parameter
+    from airflow_kfx.values import ParameterValueError, json_schema, type_label
 
     params: dict[str, Any] = {}
     for name, spec in pipeline.root.inputs.parameters.items():
-        schema_type: Any = _JSON_SCHEMA_TYPES.get(spec.type, "string")
-        kwargs: dict[str, Any] = {"description": spec.description or f"KFP {spec.type.value} parameter"}
-        if spec.has_default:
-            if spec.default is None:
-                schema_type = [schema_type, "null"]
-            params[name] = Param(spec.default, type=schema_type, **kwargs)
-        elif spec.optional:
-            params[name] = Param(None, type=[schema_type, "null"], **kwargs)
-        else:
-            params[name] = Param(type=schema_type, **kwargs)
+        item_type = list_item_types(pipeline).get(name)
+        try:  # Airflow checks the default against the schema too: one its items refuse opens them
+            if item_type and spec.has_default and spec.default is not None:
+                run_parameter(pipeline, name, spec.default, given=True)
+        except ParameterValueError:
+            item_type = None
+        description = spec.description or f"KFP {type_label(spec.type, item_type)} parameter"
+        if spec.type.value == "LIST":
+            description += " (in the form: one item per line)"
+        default = (spec.default,) if spec.has_default else (None,) if spec.optional else ()
+        schema = json_schema(spec.type, item_type, nullable=nullable(spec))
+        params[name] = Param(*default, description=description, **schema)
     params[CACHE_PARAM] = Param(
         True,
         type="boolean",

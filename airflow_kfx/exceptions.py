@@ -41,11 +41,22 @@ class SpecError(KfxError):
         location = self.file or "<input>"
         if self.line is not None:
             location = f"{location}:{self.line}"
-        where = f" (at {self.yaml_path})" if self.yaml_path else ""
-        return f"{location}: {self._kind()}{self.message}{where}"
+        where = f" (at {_short(self.yaml_path, 200)})" if self.yaml_path else ""
+        return f"{location}: {self._kind()}{_short(self.message, 600)}{where}"
 
     def _kind(self) -> str:
         return ""
+
+
+def _short(text: str, limit: int) -> str:
+    """One line of at most about ``limit`` characters: messages quote values from the
+    user's file, which may hold newlines or be megabytes long. The end is kept, because
+    it usually says what to do."""
+    text = " ".join(text.splitlines())
+    if len(text) <= limit:
+        return text
+    tail = limit // 3
+    return f"{text[: limit - tail]} … {text[-tail:]}"
 
 
 class UnsupportedFeatureError(SpecError):

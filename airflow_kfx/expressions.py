@@ -31,7 +31,7 @@ from typing import Any
 from airflow_kfx.exceptions import KfxError
 
 # KFP's PbValueToText, shared with the command-line placeholders
-from airflow_kfx.placeholders import value_to_text
+from airflow_kfx.values import value_to_text
 
 _PARAM_REF = re.compile(r"""parameter_values\s*\[\s*(['"])(.*?)\1\s*\]""")
 _INT_TEXT = re.compile(r"[+-]?[0-9]+")  # what Go strconv.ParseInt(s, 10, 64) accepts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -14,6 +15,7 @@ from typing import Any
 from airflow_kfx.config import KfxSettings
 from airflow_kfx.exceptions import KfxError, SpecError
 from airflow_kfx.spec.loader import ARCHIVE_SUFFIXES, PIPELINE_SUFFIXES, load_pipeline_file
+from airflow_kfx.spec.source import Node, decode_text, load_documents, root_node
 
 log = logging.getLogger("airflow_kfx")
 
@@ -110,25 +112,53 @@ def _folder_settings(folder: Path) -> dict[str, KfxSettings]:
     settings_path = folder / SETTINGS_FILE if folder.is_dir() else folder.parent / SETTINGS_FILE
     if not settings_path.exists():
         return {}
-    import yaml
-
-    try:
-        data = yaml.safe_load(settings_path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise SpecError(f"not valid YAML: {err}", file=str(settings_path)) from None
-    if not isinstance(data, Mapping):
-        raise SpecError("expected a mapping with 'defaults' and/or 'pipelines'", file=str(settings_path))
-    unknown = set(data) - {"defaults", "pipelines"}
-    if unknown:
-        raise SpecError(f"unknown key(s) {', '.join(sorted(unknown))}; expected 'defaults' and 'pipelines'", file=str(settings_path))
-    defaults = KfxSettings.from_mapping(data.get("defaults") or {}, where=str(settings_path))
+    document = _settings_document(settings_path)
+    defaults = _settings(document.child("defaults"))
     result: dict[str, KfxSettings] = {}
     for path in pipeline_files(folder) if folder.is_dir() else [folder]:
         key = str(path.relative_to(folder)) if folder.is_dir() else path.name
         result[key] = defaults
-    for name, values in (data.get("pipelines") or {}).items():
-        result[name] = defaults.merged(KfxSettings.from_mapping(values or {}, where=str(settings_path)))
+    for name, values in document.child("pipelines").items():
+        result[name] = defaults.merged(_settings(values))
     return result
+
+
+def _settings_document(path: Path) -> Node:
+    """The checked top of ``kfx.yaml``, read like a pipeline file (so with the same
+    protections and a line in every error)."""
+    file = str(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise SpecError(f"cannot read the settings: {err.strerror}", file=file) from None
+    documents = load_documents(decode_text(data, file), file)
+    if len(documents) > 1:
+        root_node(documents[1], file).fail("a second YAML document; kfx.yaml holds one mapping")
+    node = root_node(documents[0] if documents else {}, file)
+    node.expect(Mapping, "a mapping with 'defaults' and/or 'pipelines'")
+    for key, child in node.items():
+        if key not in ("defaults", "pipelines"):
+            child.fail(f"unknown key '{key}'; expected 'defaults' and 'pipelines'")
+    return node
+
+
+def _settings(node: Node) -> KfxSettings:
+    """One mapping of settings, each value of its setting's type."""
+    if node.value is None:
+        return KfxSettings()
+    node.expect(Mapping, "a mapping of settings")
+    known = {f.name for f in dataclasses.fields(KfxSettings)}
+    values: dict[str, Any] = {}
+    for key, child in node.items():
+        if key not in known:
+            child.fail(f"unknown setting '{key}'; known: {', '.join(sorted(known))}")
+        if child.value is None:
+            continue
+        if key == "tags":
+            values[key] = tuple(tag.expect(str, "a tag (a string)") for tag in child.elements())
+        else:
+            values[key] = child.expect(bool if key == "deferrable" else str)
+    return KfxSettings(**values)
 
 
 def _error_dag(path: Path, error: KfxError) -> Any:

@@ -1,14 +1,16 @@
-"""Pipeline parameters as users give them: ``kfx run -p name=value`` text typed by the
-parameter's declared KFP type, and references to DAG params in hand-written DAGs."""
+"""Pipeline parameters as users give them: ``kfx run -p name=value`` text, a run's
+``conf`` (the trigger form, the REST API), and references to DAG params in
+hand-written DAGs. Every value is typed by :mod:`airflow_kfx.values`."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from airflow_kfx.exceptions import SpecError
+from airflow_kfx.spec.model import ParameterSpec, Pipeline
+from airflow_kfx.values import ParameterValueError, convert, convert_run_parameter, parse_text, type_label
 
 
 @dataclass(frozen=True)
@@ -23,9 +25,9 @@ def dag_param(name: str) -> DagParam:
 
 
 def parse_params(pipeline: Any, raw_params: Sequence[str]) -> dict[str, Any]:
-    """``-p name=value`` typed by the pipeline parameter's declared type."""
-    from airflow_kfx.spec.model import ParameterType
-
+    """``-p name=value`` typed by the pipeline parameter's declared type: the text is
+    read as KFP reads an output-parameter file of that type (JSON for lists and dicts),
+    then checked as ``kfx-run-start`` checks a run's parameters."""
     declared = pipeline.root.inputs.parameters
     params: dict[str, Any] = {}
     for raw in raw_params:
@@ -36,25 +38,10 @@ def parse_params(pipeline: Any, raw_params: Sequence[str]) -> dict[str, Any]:
         if spec is None:
             known = ", ".join(sorted(declared)) or "none"
             raise SpecError(f"the pipeline has no parameter '{name}' (parameters: {known})", file=pipeline.source_file)
-        try:
-            if spec.type is ParameterType.STRING:
-                value: Any = text
-            elif spec.type is ParameterType.NUMBER_INTEGER:
-                value = int(text)
-            elif spec.type is ParameterType.NUMBER_DOUBLE:
-                value = float(text)
-            elif spec.type is ParameterType.BOOLEAN:
-                if text.lower() not in ("true", "false"):
-                    raise ValueError("expected true or false")
-                value = text.lower() == "true"
-            else:
-                value = json.loads(text)
-                expected = list if spec.type is ParameterType.LIST else dict
-                if not isinstance(value, expected):
-                    raise ValueError(f"expected a JSON {'list' if expected is list else 'object'}")
-        except ValueError as err:
+        try:  # then as a run takes it (list items), so kfx-run-start has nothing left to refuse
+            params[name] = run_parameter(pipeline, name, parse_text(text, spec.type), given=True)
+        except ParameterValueError as err:
             raise SpecError(f"-p {name}: '{text}' is not a valid {spec.type.value}: {err}") from None
-        params[name] = value
     missing = sorted(n for n, s in declared.items() if n not in params and not s.optional and not s.has_default)
     if missing:
         raise SpecError(
@@ -62,3 +49,59 @@ def parse_params(pipeline: Any, raw_params: Sequence[str]) -> dict[str, Any]:
             file=pipeline.source_file,
         )
     return params
+
+
+# -- a run's parameters ---------------------------------------------------------------------
+
+_item_types: dict[str, dict[str, str]] = {}  # pipeline digest → list item types
+
+
+def list_item_types(pipeline: Pipeline) -> dict[str, str]:
+    """:func:`airflow_kfx.spec.list_items.list_item_types`, once per pipeline file."""
+    from airflow_kfx.spec.list_items import list_item_types as find
+
+    if pipeline.digest not in _item_types:
+        _item_types[pipeline.digest] = find(pipeline)
+    return _item_types[pipeline.digest]
+
+
+def nullable(spec: ParameterSpec) -> bool:
+    """May the run give null? Only when the parameter's default is null, or it is
+    optional without a default (KFP's driver: "got null for input parameter")."""
+    return spec.default is None if spec.has_default else spec.optional
+
+
+def run_parameter(pipeline: Pipeline, name: str, value: Any, *, given: bool) -> Any:
+    """One declared pipeline parameter's value for a run, typed.
+
+    ``given``: the value came with the run (conf); a default is converted plainly, so
+    a compiled default reaches components exactly as compiled.
+    """
+    spec = pipeline.root.inputs.parameters[name]
+    if not given:
+        return convert(value, spec.type)
+    return convert_run_parameter(value, spec.type, list_item_types(pipeline).get(name))
+
+
+def check_run_parameters(
+    pipeline: Pipeline, params: Mapping[str, Any], conf: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """Every pipeline parameter of a run (``params``: defaults merged with ``conf``)
+    typed, and one line per parameter that does not fit: name, type, what was
+    expected and the value."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, spec in pipeline.root.inputs.parameters.items():
+        label = f"{name} ({type_label(spec.type, list_item_types(pipeline).get(name))})"
+        value = params.get(name)
+        if value is None:
+            if not (nullable(spec) if name in params else spec.optional or spec.has_default):
+                problems.append(f"{label}: needs a value, got null")
+            elif name in params:
+                values[name] = None  # no value, which this parameter allows
+            continue
+        try:
+            values[name] = run_parameter(pipeline, name, value, given=name in conf)
+        except ParameterValueError as err:
+            problems.append(f"{label}: {err}")
+    return values, problems

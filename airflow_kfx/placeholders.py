@@ -1,8 +1,8 @@
 """KFP command-line placeholders: parsing, structure (Concat/IfPresent), value text.
 
 Pure and stdlib-only. :mod:`airflow_kfx.task_io` supplies the values; this module
-knows the grammar, how KFP turns values into command-line text (Go launcher
-semantics) and how it reads output-parameter files back into values.
+knows the grammar and the structure. How a value becomes command-line text is
+:mod:`airflow_kfx.values`.
 
 Grammar (``api/v2alpha1/pipeline_spec.proto``, comment on ``ExecutorInput``, and
 ``kfp/dsl/placeholders.py`` for what the SDK emits)::
@@ -25,9 +25,7 @@ value brings in is never re-scanned (no Jinja, no shell, no injection).
 
 from __future__ import annotations
 
-import decimal
 import json
-import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -53,8 +51,6 @@ RUNTIME_PLACEHOLDERS = frozenset(
         "pipeline_persistent_resource_id",
     }
 )
-
-STRUCT_TYPES = ("STRUCT", "TASK_FINAL_STATUS", "TASK_CONFIG")  # JSON-object parameter types
 
 TOKEN_RE = re.compile(r"\{\{\$([^{}]*?)\}\}")
 _IO_RE = re.compile(
@@ -252,177 +248,3 @@ def _nodes(value: Any) -> Iterator[Any]:
 
 def _strings(value: Any) -> Iterator[str]:
     return (n for n in _nodes(value) if isinstance(n, str))
-
-
-# -- values as text (Go semantics) -------------------------------------------------------
-
-
-def value_to_text(value: Any) -> str:
-    """A parameter value as the KFP launcher prints it on the command line.
-
-    backend/src/v2/component/launcher_v2.go getPlaceholders (same as
-    metadata.PbValueToText): string as is; number ``strconv.FormatFloat(v, 'f', -1,
-    64)`` (3.0 → "3", 1e-05 → "0.00001"); bool "true"/"false"; list/struct
-    ``json.Marshal`` of the structpb message, i.e. compact protojson with sorted
-    keys and HTML-escaped <>&; null → "".
-    """
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return format_float_f(float(value))
-    if isinstance(value, (Mapping, list, tuple)):
-        return go_json(value)
-    raise TypeError(f"not a KFP parameter value: {value!r} ({type(value).__name__})")
-
-
-def _digits(x: float) -> tuple[str, int]:
-    """Shortest round-trip digits of |x| (no trailing zeros) and the decimal point
-    position: |x| = 0.DIGITS × 10**point. Python's repr and Go's shortest
-    formatting pick the same digits."""
-    _, digits, exponent = decimal.Decimal(repr(abs(x))).as_tuple()
-    text = "".join(map(str, digits))
-    stripped = text.rstrip("0")
-    assert isinstance(exponent, int)
-    return stripped, len(text) + exponent
-
-
-def format_float_f(x: float) -> str:
-    """Go ``strconv.FormatFloat(x, 'f', -1, 64)``."""
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "+Inf" if x > 0 else "-Inf"
-    sign = "-" if math.copysign(1.0, x) < 0 else ""
-    if x == 0:
-        return sign + "0"
-    digits, point = _digits(x)
-    if point <= 0:
-        return f"{sign}0.{'0' * -point}{digits}"
-    if point >= len(digits):
-        return sign + digits + "0" * (point - len(digits))
-    return f"{sign}{digits[:point]}.{digits[point:]}"
-
-
-def _protojson_number(x: float) -> str:
-    """protojson's double (google.golang.org/protobuf internal/encoding/json
-    appendFloat): 'f' unless |x| < 1e-6 or ≥ 1e21, then 'e' with "e-07" → "e-7"."""
-    if math.isnan(x):
-        return '"NaN"'
-    if math.isinf(x):
-        return '"Infinity"' if x > 0 else '"-Infinity"'
-    magnitude = abs(x)
-    if magnitude == 0 or 1e-6 <= magnitude < 1e21:
-        return format_float_f(x)
-    digits, point = _digits(x)
-    mantissa = digits[0] + (f".{digits[1:]}" if len(digits) > 1 else "")
-    exponent = point - 1
-    exp = f"-{-exponent}" if exponent < 0 else f"+{exponent:02d}"
-    return f"{'-' if x < 0 else ''}{mantissa}e{exp}"
-
-
-_HTML_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-_HTML_RE = re.compile("[<>&\u2028\u2029]")
-
-
-def _go_string(text: str) -> str:
-    # protojson escapes " \ and control characters (\b \f \n \r \t short, others
-    # \u00xx) like json.dumps(ensure_ascii=False); encoding/json's compact pass
-    # then HTML-escapes <, >, &, U+2028 and U+2029.
-    return _HTML_RE.sub(lambda m: _HTML_ESCAPES[m.group(0)], json.dumps(text, ensure_ascii=False))
-
-
-def go_json(value: Any) -> str:
-    """Compact JSON as Go's ``json.Marshal`` of a structpb value: numbers are
-    doubles in protojson form (1.0 → 1), object keys sorted, <>& escaped."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return _protojson_number(float(value))
-    if isinstance(value, str):
-        return _go_string(value)
-    if isinstance(value, Mapping):
-        for key in value:
-            if not isinstance(key, str):
-                raise TypeError(f"JSON object keys must be strings, got {key!r}")
-        return "{" + ",".join(f"{_go_string(k)}:{go_json(value[k])}" for k in sorted(value)) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(go_json(v) for v in value) + "]"
-    raise TypeError(f"not JSON-serialisable: {value!r} ({type(value).__name__})")
-
-
-# -- text as values (Go semantics) -------------------------------------------------------
-
-_INT_RE = re.compile(r"[+-]?[0-9]+")
-_FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_HEX_FLOAT_RE = re.compile(r"[+-]?0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)[pP][+-]?[0-9]+")
-_SPECIAL_FLOATS = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf, "infinity": math.inf,
-                   "+infinity": math.inf, "-infinity": -math.inf, "nan": math.nan}
-_BOOLS = {**dict.fromkeys(("1", "t", "T", "TRUE", "true", "True"), True),
-          **dict.fromkeys(("0", "f", "F", "FALSE", "false", "False"), False)}
-
-
-def parameter_type_name(parameter_type: Any) -> str:
-    """"NUMBER_INTEGER" from the name or an enum member whose value is the name."""
-    return str(getattr(parameter_type, "value", parameter_type) or "")
-
-
-def strict_json(text: str) -> Any:
-    """JSON as protojson accepts it: no NaN/Infinity tokens, no duplicate keys."""
-
-    def no_constant(token: str) -> Any:
-        raise ValueError(f"{token} is not valid JSON")
-
-    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result:
-                raise ValueError(f"duplicate key {key!r}")
-            result[key] = value
-        return result
-
-    return json.loads(text, parse_constant=no_constant, object_pairs_hook=unique)
-
-
-def parse_parameter_text(text: str, parameter_type: Any) -> Any:
-    """An output parameter file's text → value (metadata.TextToPbValue).
-
-    STRING as is (no trimming); NUMBER_INTEGER strconv.ParseInt of the trimmed text
-    (base 10, int64: "3" → 3, "3.0" is an error); NUMBER_DOUBLE strconv.ParseFloat;
-    BOOLEAN strconv.ParseBool (1/t/T/TRUE/true/True, 0/f/F/FALSE/false/False);
-    LIST / STRUCT JSON of that shape. Raises ValueError.
-    """
-    kind = parameter_type_name(parameter_type)
-    if kind == "STRING":
-        return text
-    trimmed = text.strip()
-    if kind == "NUMBER_INTEGER":
-        if not _INT_RE.fullmatch(trimmed) or not -(2**63) <= int(trimmed) < 2**63:
-            raise ValueError(f"not an int64: {text!r}")
-        return int(trimmed)
-    if kind == "NUMBER_DOUBLE":
-        if trimmed.lower() in _SPECIAL_FLOATS:
-            return _SPECIAL_FLOATS[trimmed.lower()]
-        if _HEX_FLOAT_RE.fullmatch(trimmed):
-            return float.fromhex(trimmed)
-        if not _FLOAT_RE.fullmatch(trimmed) or math.isinf(float(trimmed)):
-            raise ValueError(f"not a float64: {text!r}")
-        return float(trimmed)
-    if kind == "BOOLEAN":
-        if trimmed not in _BOOLS:
-            raise ValueError(f"not a boolean: {text!r}")
-        return _BOOLS[trimmed]
-    if kind in ("LIST", *STRUCT_TYPES):
-        try:
-            value = strict_json(text)
-        except ValueError as exc:  # JSONDecodeError is a ValueError
-            raise ValueError(f"not JSON: {exc}") from None
-        if not isinstance(value, list if kind == "LIST" else dict):
-            raise ValueError(f"expected a JSON {'array' if kind == 'LIST' else 'object'}: {text!r}")
-        return value
-    raise ValueError(f"unknown parameter type {kind!r}")

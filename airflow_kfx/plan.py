@@ -152,6 +152,7 @@ ITERATIONS = "iterations"
 GATE_TASK_NAME = "kfx-condition"
 GATE_OUTPUT = "satisfied"
 ITERATIONS_SUFFIX = "-iterations"
+RUN_START_TASK = "kfx-run-start"  # first task of every pipeline DAG: checks the run's parameters
 
 
 @dataclass(frozen=True)

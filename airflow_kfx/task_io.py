@@ -10,7 +10,7 @@ launcher collects them. References (kubeflow/pipelines):
   mergeRuntimeArtifacts, LocalPathForURI;
 * ``backend/src/v2/driver/util.go`` (resolveCondition: IfPresent) and
   ``resolve.go`` (runtime constants, STRING conversion);
-* ``backend/src/v2/metadata/converter.go``: PbValueToText, TextToPbValue;
+* values (PbValueToText, TextToPbValue, types): :mod:`airflow_kfx.values`;
 * ``sdk/python/kfp/local/placeholder_utils.py``: Concat/IfPresent structure,
   f-string parameters, pipeline placeholders.
 """
@@ -26,16 +26,19 @@ from typing import Any
 from airflow_kfx.exceptions import TaskRuntimeError
 from airflow_kfx.placeholders import (
     RUNTIME_PLACEHOLDERS,
-    STRUCT_TYPES,
     TOKEN_RE,
     Placeholder,
     PlaceholderError,
     expand,
-    go_json,
     list_placeholders,
-    parameter_type_name,
-    parse_parameter_text,
+)
+from airflow_kfx.values import (
+    ParameterValueError,
+    convert,
+    go_json,
+    parse_text,
     strict_json,
+    type_name,
     value_to_text,
 )
 
@@ -47,12 +50,9 @@ __all__ = [
     "RUNTIME_PLACEHOLDERS",
     "WORKSPACE_MOUNT_PATH",
     "build_executor_input",
-    "coerce_parameter_value",
     "executor_input_json",
-    "format_parameter_value",
     "list_placeholders",
     "local_path_for_uri",
-    "parse_parameter_text",
     "read_outputs",
     "resolve_command_line",
 ]
@@ -149,49 +149,12 @@ def local_path_for_uri(uri: str, metadata: Mapping[str, Any] | None = None) -> s
 # -- parameter values ---------------------------------------------------------------------
 
 
-def coerce_parameter_value(value: Any, parameter_type: Any, *, name: str = "") -> Any:
-    """A value in the Python form its ParameterType has in ExecutorInput.
-
-    NUMBER_INTEGER → int (an integral float too), NUMBER_DOUBLE → float. A STRING
-    parameter given a non-string gets its text form (resolve.go converts with
-    PbValueToText). A string given for another type is parsed like an output
-    file (:func:`parse_parameter_text`): KFP would reject it, but Airflow params
-    and XComs often arrive as text. None stays None (absent).
-    """
-    kind = parameter_type_name(parameter_type)
-    if value is None or kind == "":
-        return copy.deepcopy(value)
-    if kind == "STRING":
-        return value if isinstance(value, str) else value_to_text(value)
-    typed = ("NUMBER_INTEGER", "NUMBER_DOUBLE", "BOOLEAN", "LIST", *STRUCT_TYPES)
-    if isinstance(value, str) and kind in typed:
-        try:
-            value = parse_parameter_text(value, "STRUCT" if kind in STRUCT_TYPES else kind)
-        except ValueError as exc:
-            raise TaskRuntimeError(f"input parameter {name!r} ({kind}): {exc}") from None
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind == "NUMBER_INTEGER" and number:
-        return int(value) if isinstance(value, float) and value.is_integer() else value
-    if kind == "NUMBER_DOUBLE" and number:
-        return float(value)
-    if (kind == "BOOLEAN" and isinstance(value, bool)) or (
-        kind == "LIST" and isinstance(value, (list, tuple))
-    ):
-        return copy.deepcopy(list(value) if kind == "LIST" else value)
-    if kind in STRUCT_TYPES and isinstance(value, Mapping):
-        return copy.deepcopy(dict(value))
-    if kind not in typed:
-        return copy.deepcopy(value)  # a type this module does not know: pass through
-    raise TaskRuntimeError(
-        f"input parameter {name!r} type mismatch: expected {kind}, got {type(value).__name__} {value!r}"
-    )
-
-
-def format_parameter_value(value: Any, parameter_type: Any = "") -> str:
-    """KFP's command-line text of a parameter value: 3.0 → "3", 1.5 → "1.5",
-    True → "true", [1, "a"] → '[1,"a"]', {"b": 1, "a": "x"} → '{"a":"x","b":1}'.
-    See :func:`airflow_kfx.placeholders.value_to_text` for the Go sources."""
-    return value_to_text(coerce_parameter_value(value, parameter_type))
+def _typed(value: Any, parameter_type: Any, name: str) -> Any:
+    """An input value in its ParameterType's form (:func:`airflow_kfx.values.convert`)."""
+    try:
+        return convert(value, parameter_type)
+    except ParameterValueError as exc:
+        raise TaskRuntimeError(f"input parameter {name!r} ({type_name(parameter_type)}): {exc}") from None
 
 
 def _runtime_text(text: str, values: Mapping[str, Any], pipeline: Mapping[str, str], own: str) -> str:
@@ -226,10 +189,10 @@ def _parameter_values(ctx: ExecutorContext) -> dict[str, Any]:
         and (ctx.constant_inputs is None or n in ctx.constant_inputs or n not in ctx.input_parameters)
     }
     for name in raw.keys() - templated:
-        values[name] = coerce_parameter_value(raw[name], types.get(name), name=name)
+        values[name] = _typed(raw[name], types.get(name), name)
     for name in sorted(templated):
         text = _runtime_text(raw[name], {**raw, **values}, ctx.pipeline, name)
-        values[name] = coerce_parameter_value(text, types.get(name), name=name)
+        values[name] = _typed(text, types.get(name), name)
     return values
 
 
@@ -348,15 +311,14 @@ def resolve_command_line(items: Sequence[Any], ctx: ExecutorContext, *, where: s
 
 
 def _typed_output(value: Any, parameter_type: Any) -> Any:
-    """An ExecutorOutput parameterValues entry: protobuf numbers are doubles, so an
-    integral NUMBER_INTEGER becomes int (kfp.local cast_protobuf_numbers)."""
-    kind = parameter_type_name(parameter_type)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if kind == "NUMBER_INTEGER" and float(value).is_integer():
-            return int(value)
-        if kind == "NUMBER_DOUBLE":
-            return float(value)
-    return value
+    """An ExecutorOutput parameterValues entry in its declared type's form (protobuf
+    numbers are doubles: an integral NUMBER_INTEGER becomes int, as kfp.local's
+    cast_protobuf_numbers does). One that does not fit is kept as written: the
+    launcher publishes it as is and the consumer's input check reports it."""
+    try:
+        return convert(value, parameter_type)
+    except ParameterValueError:
+        return value
 
 
 _EXECUTOR_OUTPUT_FIELDS = {"parameterValues", "parameter_values", "artifacts", "parameters"}
@@ -461,10 +423,10 @@ def read_outputs(
             raise OutputError(f"cannot read output parameter {name!r} from {path}: {exc}",
                               output=name, path=path) from None
         try:
-            parameters[name] = parse_parameter_text(text, kind)
+            parameters[name] = parse_text(text, kind)
         except ValueError as exc:
             raise OutputError(
-                f"output parameter {name!r} ({parameter_type_name(kind)}) in {path}: {exc}",
+                f"output parameter {name!r} ({type_name(kind)}) in {path}: {exc}",
                 output=name,
                 path=path,
             ) from None

@@ -1,39 +1,42 @@
-"""The ``kfx`` command as a user meets it: validate and render."""
+"""The ``kfx`` command as a user meets it: validate, render, and how ``-p`` values are typed."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from tests.support import FIXTURES, VALID, corpus_files
+from tests.support import FIXTURES, VALID, corpus_files, kfx_run
 
 BASE = VALID / "critical" / "two_step_pipeline_containerized.yaml"
 
-# (name, replace this, with this, expected fragment of the message, expected line)
+# (name, replace this, with this, expected fragment of the message, the line the message must
+# name: that of the offending field in the edited file)
 BROKEN = [
     ("unknown-component", "name: comp-component2\n        dependentTasks", "name: comp-nope\n        dependentTasks",
-     "uses component 'comp-nope', which is not defined", 60),
+     "uses component 'comp-nope', which is not defined", 65),  # name: comp-nope
     ("unknown-dependency", "dependentTasks:\n        - component1", "dependentTasks:\n        - component9",
-     "depends on 'component9', which is not a task of the same DAG", 60),
+     "depends on 'component9', which is not a task of the same DAG", 66),  # dependentTasks:
     ("cycle", "        inputs:\n          parameters:\n            text:\n              componentInputParameter: text",
      "        dependentTasks:\n        - component2\n        inputs:\n          parameters:\n            text:\n              componentInputParameter: text",
-     "cycle: component1 → component2 → component1", None),
+     "cycle: component1 → component2 → component1", 55),  # component1's dependentTasks:
     ("wrong-output", "outputArtifactKey: output_gcs", "outputArtifactKey: output_xyz",
-     "reads artifact 'output_xyz' of task 'component1', which has no such output", 60),
+     "reads artifact 'output_xyz' of task 'component1', which has no such output", 72),  # outputArtifactKey: output_xyz
     ("missing-required-input", "            text:\n              componentInputParameter: text\n", "",
-     "does not pass required parameter 'text'", 50),
+     "does not pass required parameter 'text'", 56),  # component1's inputs.parameters:
     ("constant-of-wrong-type", "componentInputParameter: text", "runtimeValue:\n                constant: [1, 2]",
-     "expected STRING", 50),
+     "expected STRING", 58),  # runtimeValue:
     ("unknown-pipeline-input", "componentInputParameter: text", "componentInputParameter: texx",
-     "reads 'texx' from the enclosing DAG", 50),
+     "reads 'texx' from the enclosing DAG", 58),  # componentInputParameter: texx
     ("bad-cel", "        taskInfo:\n          name: component2", "        triggerPolicy:\n          condition: 'inputs.parameter_values[''x'''\n        taskInfo:\n          name: component2",
-     "is not valid CEL", 60),
-    ("yaml-syntax", "  name: containerized-two-step-pipeline", "  name: [unclosed", "not valid YAML", None),
-    ("unknown-type", "parameterType: STRING\n  deploymentSpec", "parameterType: TEXT", "unknown parameter type 'TEXT'", None),
+     "is not valid CEL", 75),  # condition: ...
+    ("yaml-syntax", "  name: containerized-two-step-pipeline", "  name: [unclosed", "not valid YAML", 47),  # the line after the unclosed '[': where YAML noticed
+    ("unknown-type", "parameterType: STRING\n  deploymentSpec", "parameterType: TEXT", "unknown parameter type 'TEXT'", 11),  # parameterType: TEXT
 ]
 
 
@@ -67,12 +70,8 @@ def test_each_broken_file_gives_one_clear_line(broken_files: dict[str, Path]) ->
     assert len(lines) == len(BROKEN), result.stderr
     for (name, _, _, fragment, line), text in zip(BROKEN, lines):
         path = str(broken_files[name])
-        assert text.startswith(path), text
+        assert text.startswith(f"{path}:{line}: "), (name, line, text)
         assert fragment in text, (name, text)
-        if line is not None:
-            assert text.startswith(f"{path}:"), text
-        # every message names where in the YAML, or the line, so it can be fixed
-        assert " (at " in text or text.split(":")[1].strip().isdigit(), text
     assert f"checked {len(BROKEN)} file(s): {len(BROKEN)} problem(s)" in result.stdout
 
 
@@ -127,3 +126,53 @@ def test_render_rejects_an_unknown_param(tmp_path: Path) -> None:
     result = kfx("render", str(FIXTURES / "typed_params.yaml"), "-p", "nope=1", "-o", str(tmp_path))
     assert result.returncode == 1
     assert "has no parameter 'nope'" in result.stderr
+
+
+# -p values are typed by airflow_kfx.values, as a run's conf is (kfx-run-start)
+RENDERED_P = [
+    # (fixture, -p values, {task: {input: (pipeline parameter, value in the rendered ExecutorInput)}})
+    ("pipelines/typed_params.yaml",
+     ["name=n", "count= 41 ", "flag=1", "ratio=1e3", 'items=["10", "20"]', 'config={"b": 1.0}'],
+     {"next-int": {"n": ("count", 41)}, "negate": {"b": ("flag", True)},
+      "next-float": {"x": ("ratio", 1000)},  # protojson writes 1000.0 as 1000
+      "extend-list": {"items": ("items", [10, 20])}, "add-key": {"config": ("config", {"b": 1})}}),
+    ("values/typed_lists.yaml", ['nums=[" 7", 8.0]', 'ratios=["0.5"]', 'values=["1", "x"]'],
+     {"describe-lists": {"nums": ("nums", [7, 8]), "ratios": ("ratios", [0.5]), "values": ("values", ["1", "x"])}}),
+]
+
+
+@pytest.mark.parametrize("fixture, raw, expected", RENDERED_P, ids=[c[0] for c in RENDERED_P])
+def test_render_types_p_values_as_a_run_does(
+    fixture: str, raw: list[str], expected: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    from airflow_kfx.params import run_parameter
+    from airflow_kfx.spec.loader import load_pipeline_file
+    from airflow_kfx.values import parse_text
+
+    path = FIXTURES.parent / fixture
+    result = kfx("render", str(path), *(a for p in raw for a in ("-p", p)), "-o", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    pipeline = load_pipeline_file(path)
+    texts = dict(p.split("=", 1) for p in raw)
+    for task, inputs in expected.items():
+        [pod] = tmp_path.glob(f"*/{task}.yaml")
+        args = yaml.safe_load(pod.read_text())["spec"]["containers"][0]["args"]
+        delivered = json.loads(args[args.index("--executor_input") + 1])["inputs"]["parameterValues"]
+        for name, (param, value) in inputs.items():
+            spec = pipeline.root.inputs.parameters[param]
+            # the very rules kfx-run-start applies to a run's conf
+            typed = run_parameter(pipeline, param, parse_text(texts[param], spec.type), given=True)
+            assert delivered[name] == value == typed, (task, name)
+
+
+@pytest.mark.parametrize("fixture, raw, message", [
+    ("pipelines/typed_params.yaml", ["name=n", "count=1e3"],
+     "-p count: '1e3' is not a valid NUMBER_INTEGER: expected a whole number, or its text like '42'"),
+    ("pipelines/typed_params.yaml", ["name=n", "flag=yes"], "-p flag: 'yes' is not a valid BOOLEAN: expected true or false"),
+    ("pipelines/typed_params.yaml", ["name=n", "items={}"], "-p items: '{}' is not a valid LIST: expected a list"),
+    ("values/typed_lists.yaml", ['nums=["1", "x"]'], "is not a valid LIST: item 1: expected a whole number"),
+])
+def test_kfx_run_refuses_a_p_value_as_a_run_refuses_it(fixture: str, raw: list[str], message: str, tmp_path: Path) -> None:
+    code, output, summary = kfx_run(tmp_path, str(FIXTURES.parent / fixture), *(a for p in raw for a in ("-p", p)))
+    assert code == 1 and summary is None
+    assert message in output and "Traceback" not in output

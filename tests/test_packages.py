@@ -104,3 +104,29 @@ def test_not_an_archive_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(PIPELINE)
     with pytest.raises(SpecError, match="cannot open the package"):
         load_pipeline_file(path, use_cache=False)
+
+
+def _corrupt_deflate_tar(path: Path) -> Path:
+    """The fuzz case that found it: deflate data pointing "too far back" (a zlib.error)."""
+    from tests.fuzz import make_case
+
+    path.write_bytes(make_case("archive", 20240611, 5).data)
+    return path
+
+
+def _unknown_compression_zip(path: Path) -> Path:
+    data = bytearray(make_zip(path, {"p.yaml": PIPELINE}).read_bytes())
+    data[8:10] = (99).to_bytes(2, "little")  # the local header's method: AES (zipfile lacks it)
+    central = data.rindex(b"PK\x01\x02")
+    data[central + 10:central + 12] = (99).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("make", [_corrupt_deflate_tar, _unknown_compression_zip], ids=["corrupt-gzip", "zip-method-99"])
+def test_damaged_packages_are_a_clear_error(tmp_path: Path, make) -> None:
+    """Found by tests/test_fuzz_loaders.py: zlib and zipfile errors are the package's fault."""
+    path = make(tmp_path / ("p.tar.gz" if make is _corrupt_deflate_tar else "p.zip"))
+    with pytest.raises(SpecError, match="cannot open the package") as raised:
+        load_pipeline_file(path, use_cache=False)
+    assert str(raised.value).startswith(str(path))

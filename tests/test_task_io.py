@@ -1,4 +1,5 @@
-"""airflow_kfx.task_io / airflow_kfx.placeholders: ExecutorInput, placeholders, outputs.
+"""airflow_kfx.task_io / airflow_kfx.placeholders: ExecutorInput, placeholders, outputs
+(value text and parsing: tests/test_values.py).
 
 Expected values follow the KFP v2 backend (kubeflow/pipelines):
   * value text: backend/src/v2/component/launcher_v2.go getPlaceholders, i.e.
@@ -14,7 +15,6 @@ The kfp_reference tests run kfp.local from /work/main/.venv-kfp on the same inpu
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -31,12 +31,9 @@ from airflow_kfx.task_io import (
     OutputError,
     PlaceholderError,
     build_executor_input,
-    coerce_parameter_value,
     executor_input_json,
-    format_parameter_value,
     list_placeholders,
     local_path_for_uri,
-    parse_parameter_text,
     read_outputs,
     resolve_command_line,
 )
@@ -104,70 +101,6 @@ def make_ctx(**changes: Any) -> ExecutorContext:
 
 def resolve(*items: Any, ctx: ExecutorContext | None = None) -> list[str]:
     return resolve_command_line(list(items), ctx or make_ctx(), where="exec-x.args")
-
-
-# -- value formatting -------------------------------------------------------------------------
-
-# launcher_v2.go getPlaceholders: NUMBER → strconv.FormatFloat(v, 'f', -1, 64),
-# BOOL → strconv.FormatBool, LIST/STRUCT → json.Marshal of the structpb message.
-@pytest.mark.parametrize(
-    "value, ptype, expected",
-    [
-        (3.0, "NUMBER_DOUBLE", "3"),  # FormatFloat drops ".0"
-        (1.5, "NUMBER_DOUBLE", "1.5"),
-        (1e-05, "NUMBER_DOUBLE", "0.00001"),  # 'f' never uses an exponent
-        (1e21, "NUMBER_DOUBLE", "1000000000000000000000"),
-        (0.1, "NUMBER_DOUBLE", "0.1"),  # shortest round-trip digits
-        (-2.5, "NUMBER_DOUBLE", "-2.5"),
-        (3, "NUMBER_INTEGER", "3"),
-        (-7, "NUMBER_INTEGER", "-7"),
-        (3.0, "NUMBER_INTEGER", "3"),
-        (True, "BOOLEAN", "true"),
-        (False, "BOOLEAN", "false"),
-        # compact JSON, not Python's '[1, "a"]' (structpb.ListValue.MarshalJSON = protojson)
-        ([1, "a"], "LIST", '[1,"a"]'),
-        ([1.0, 2.5, None, True], "LIST", "[1,2.5,null,true]"),
-        ([1e-7, 1e21, 2e-6], "LIST", "[1e-7,1e+21,0.000002]"),  # protojson switches to 'e'
-        ({"b": 1, "a": "x"}, "STRUCT", '{"a":"x","b":1}'),  # protojson sorts map keys
-        # json.Marshal escapes HTML characters; non-ASCII stays raw UTF-8
-        ({"k": "<a&b>", "u": "é"}, "STRUCT", '{"k":"\\u003ca\\u0026b\\u003e","u":"é"}'),
-        ({"nested": {"z": [1], "y": "q\"\n"}}, "STRUCT", '{"nested":{"y":"q\\"\\n","z":[1]}}'),
-        ("hello world", "STRING", "hello world"),
-        ("", "STRING", ""),
-        (3, "STRING", "3"),  # resolve.go: a non-string STRING input becomes PbValueToText
-        ([1, 2], "STRING", "[1,2]"),
-        (None, "STRING", ""),
-        ("3", "NUMBER_INTEGER", "3"),  # textual values are parsed (Airflow params)
-        ("2.50", "NUMBER_DOUBLE", "2.5"),
-        ("True", "BOOLEAN", "true"),
-        ("[1, 2]", "LIST", "[1,2]"),
-        ('{"b": 2, "a": 1}', "STRUCT", '{"a":1,"b":2}'),
-    ],
-)
-def test_format_parameter_value(value: Any, ptype: str, expected: str) -> None:
-    assert format_parameter_value(value, ptype) == expected
-
-
-def test_format_special_floats() -> None:
-    assert format_parameter_value(math.inf, "NUMBER_DOUBLE") == "+Inf"
-    assert format_parameter_value(-math.inf, "NUMBER_DOUBLE") == "-Inf"
-    assert format_parameter_value(math.nan, "NUMBER_DOUBLE") == "NaN"
-    assert format_parameter_value([math.nan, math.inf], "LIST") == '["NaN","Infinity"]'  # protojson
-
-
-def test_coerce_parameter_value_types() -> None:
-    assert coerce_parameter_value(3.0, "NUMBER_INTEGER") == 3
-    assert type(coerce_parameter_value(3.0, "NUMBER_INTEGER")) is int
-    assert type(coerce_parameter_value(3, "NUMBER_DOUBLE")) is float
-    assert coerce_parameter_value((1, 2), "LIST") == [1, 2]
-    assert coerce_parameter_value({"a": 1}, "TASK_FINAL_STATUS") == {"a": 1}
-    assert coerce_parameter_value(None, "NUMBER_INTEGER") is None
-    with pytest.raises(TaskRuntimeError, match="'n'.*NUMBER_INTEGER"):
-        coerce_parameter_value("abc", "NUMBER_INTEGER", name="n")
-    with pytest.raises(TaskRuntimeError, match="type mismatch"):
-        coerce_parameter_value(True, "NUMBER_INTEGER")
-    with pytest.raises(TaskRuntimeError, match="type mismatch"):
-        coerce_parameter_value([1], "STRUCT")
 
 
 # -- local paths ------------------------------------------------------------------------------
@@ -533,53 +466,6 @@ def write(path: Path, text: str) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize(
-    "ptype, text, expected",
-    [
-        ("STRING", "hello\n", "hello\n"),  # as is: TextToPbValue does not trim strings
-        ("NUMBER_INTEGER", "3", 3),
-        ("NUMBER_INTEGER", " -42\n", -42),  # strconv.ParseInt(strings.TrimSpace(text), 10, 0)
-        ("NUMBER_DOUBLE", "1.5\n", 1.5),
-        ("NUMBER_DOUBLE", "3", 3.0),
-        ("NUMBER_DOUBLE", "1e-3", 0.001),
-        ("NUMBER_DOUBLE", "0x1p-2", 0.25),  # ParseFloat accepts hex floats
-        ("NUMBER_DOUBLE", "-Inf", -math.inf),
-        ("BOOLEAN", "true", True),
-        ("BOOLEAN", "True\n", True),
-        ("BOOLEAN", "1", True),  # strconv.ParseBool
-        ("BOOLEAN", "F", False),
-        ("LIST", '[1, "a", {"k": null}]', [1, "a", {"k": None}]),
-        ("STRUCT", '{"a": [1, 2]}', {"a": [1, 2]}),
-    ],
-)
-def test_parse_parameter_text(ptype: str, text: str, expected: Any) -> None:
-    value = parse_parameter_text(text, ptype)
-    assert value == expected and type(value) is type(expected)
-
-
-@pytest.mark.parametrize(
-    "ptype, text",
-    [
-        ("NUMBER_INTEGER", "3.0"),  # ParseInt rejects it (kfp.local's json.loads would not)
-        ("NUMBER_INTEGER", "1_000"),
-        ("NUMBER_INTEGER", str(2**63)),  # int64 overflow
-        ("NUMBER_INTEGER", ""),
-        ("NUMBER_DOUBLE", "1e999"),  # ErrRange
-        ("NUMBER_DOUBLE", "1_0.5"),
-        ("NUMBER_DOUBLE", "+nan"),
-        ("BOOLEAN", "yes"),
-        ("LIST", '{"a": 1}'),
-        ("LIST", "[NaN]"),
-        ("STRUCT", '{"a": 1, "a": 2}'),  # protojson rejects duplicate keys
-        ("STRUCT", "not json"),
-        ("BYTES", "x"),
-    ],
-)
-def test_parse_parameter_text_errors(ptype: str, text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_parameter_text(text, ptype)
-
-
 def test_read_outputs_from_files(tmp_path: Path) -> None:
     files = {
         "s": write(tmp_path / "p" / "s", "hi\r\n"),  # bytes as written: no newline translation
@@ -648,7 +534,7 @@ def test_missing_output_parameter(tmp_path: Path) -> None:
 
 
 def test_unparseable_output_parameter(tmp_path: Path) -> None:
-    with pytest.raises(OutputError, match=r"'n' \(NUMBER_INTEGER\).*not an int64"):
+    with pytest.raises(OutputError, match=r"'n' \(NUMBER_INTEGER\).*expected a whole number.*got '3.0'"):
         read_outputs({"n": write(tmp_path / "n", "3.0")}, {"n": "NUMBER_INTEGER"}, str(tmp_path / "eo"), {})
 
 

@@ -3,14 +3,15 @@ the run identity, gate checks and typed input resolution."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_kfx.exceptions import TaskRuntimeError
-from airflow_kfx.plan import Absent, Binding, PlannedTask
+from airflow_kfx.params import run_parameter
+from airflow_kfx.plan import RUN_START_TASK, Absent, Binding, PlannedTask
 from airflow_kfx.runtime.resolve import Missing, Resolver
 from airflow_kfx.spec.model import Component, ParameterType, Pipeline
+from airflow_kfx.values import ParameterValueError, convert, type_label
 
 if TYPE_CHECKING:
     from airflow_kfx.runtime.invocation import RunIdentity
@@ -23,6 +24,8 @@ class AirflowFetcher:
         self.ti = context["ti"]
         self.params = context.get("params") or {}
         self.dag_run = context.get("dag_run")
+        # the pipeline whose parameters these are (None in hand-written DAGs)
+        self.pipeline: Pipeline | None = getattr(context.get("task"), "kfx_pipeline", None)
 
     def task_result(self, task_id: str, map_index: int) -> Any:
         return self.ti.xcom_pull(task_ids=task_id, map_indexes=map_index)
@@ -34,9 +37,18 @@ class AirflowFetcher:
         return self.ti.xcom_pull(task_ids=task_id, key=key, map_indexes=-1)
 
     def run_param(self, name: str) -> Any:
+        """A pipeline parameter typed as ``kfx-run-start`` checked it (a value given with
+        the run, e.g. list items from the trigger form, or the compiled default)."""
         if name not in self.params:
             raise KeyError(name)
-        return self.params[name]
+        value, pipeline = self.params[name], self.pipeline
+        if pipeline is None or name not in pipeline.root.inputs.parameters or value is None:
+            return value  # an input artifact's URI, or a hand-written DAG's param
+        conf = getattr(self.dag_run, "conf", None) or {}
+        try:
+            return run_parameter(pipeline, name, value, given=name in conf)
+        except ParameterValueError as err:
+            raise TaskRuntimeError(f"pipeline parameter '{name}': {err}") from None
 
     def task_states(self, task_ids: Sequence[str]) -> Mapping[str, str]:
         result = self.ti.get_task_states(
@@ -75,10 +87,17 @@ def resolver_for(context: Mapping[str, Any], planned: PlannedTask) -> Resolver:
 
 
 def open_resolver(context: Mapping[str, Any], planned: PlannedTask) -> Resolver:
-    """A resolver for this task instance; skips the task when an enclosing condition is false."""
+    """A resolver for this task instance; skips the task when an enclosing condition is
+    false, or when the run never started (``kfx-run-start`` failed, e.g. on a bad
+    parameter: a task that runs after failures, such as an exit handler, would
+    otherwise still start)."""
     from airflow.sdk.exceptions import AirflowSkipException
 
     resolver = resolver_for(context, planned)
+    if planned.all_done:
+        state = resolver.fetcher.task_states([RUN_START_TASK]).get(RUN_START_TASK)
+        if state in ("failed", "upstream_failed"):
+            raise AirflowSkipException(f"the run did not start: {RUN_START_TASK} {state}")
     closed = gates_open(resolver, planned)
     if closed:
         raise AirflowSkipException(closed)
@@ -146,42 +165,12 @@ def _required(component: Component, name: str) -> bool:
 
 
 def coerce_parameter(value: Any, parameter_type: ParameterType, name: str) -> Any:
-    """Values arrive as JSON; give them the declared type, as KFP's driver does."""
-    if value is None:
-        return None
+    """A task input in its declared type (:func:`airflow_kfx.values.convert`: the
+    rules of KFP's driver, and text read as KFP reads text)."""
     try:
-        if parameter_type is ParameterType.STRING and not isinstance(value, str):
-            # KFP's driver turns a non-string bound to a STRING input into its text
-            # form (a loop item dict → JSON) before conditions and the executor see it.
-            from airflow_kfx.expressions import value_to_text
-
-            return value_to_text(value)
-        if parameter_type is ParameterType.NUMBER_INTEGER:
-            if isinstance(value, str):
-                value = float(value) if "." in value or "e" in value.lower() else int(value)
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            if isinstance(value, bool):
-                raise ValueError("a boolean is not an integer")
-            return value if isinstance(value, int) else int(value)
-        if parameter_type is ParameterType.NUMBER_DOUBLE:
-            if isinstance(value, bool):
-                raise ValueError("a boolean is not a number")
-            return float(value)
-        if parameter_type is ParameterType.BOOLEAN:
-            if isinstance(value, str):
-                lowered = value.strip().lower()
-                if lowered in ("true", "false"):
-                    return lowered == "true"
-                raise ValueError(f"{value!r} is not true/false")
-            return bool(value)
-        if parameter_type in (ParameterType.LIST, ParameterType.STRUCT) and isinstance(value, str):
-            return json.loads(value)
-    except (TypeError, ValueError) as err:
-        raise TaskRuntimeError(
-            f"input '{name}' should be {parameter_type.value}, got {value!r}: {err}"
-        ) from None
-    return value
+        return convert(value, parameter_type)
+    except ParameterValueError as err:
+        raise TaskRuntimeError(f"input '{name}' ({type_label(parameter_type)}): {err}") from None
 
 
 def flatten_artifacts(value: Any) -> list[dict[str, Any]]:

@@ -3,7 +3,6 @@ iterations, importers, PVC create/delete, and the run-status watcher."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -23,6 +22,7 @@ from airflow_kfx.plan import GATE_OUTPUT, PlannedTask
 from airflow_kfx.runtime.base import runtime_for
 from airflow_kfx.runtime.resolve import Missing, Resolver
 from airflow_kfx.spec.model import Pipeline
+from airflow_kfx.values import ParameterValueError, convert
 
 
 class KfxWorkerOperator(BaseOperator):
@@ -95,13 +95,12 @@ class KfxIterationsOperator(KfxWorkerOperator):
                 items = resolver.resolve(planned.items)  # type: ignore[arg-type]
             except Missing as missing:
                 raise TaskRuntimeError(f"loop '{planned.kfp_path}': its items have no value ({missing})") from None
-            if isinstance(items, str):
-                try:
-                    items = json.loads(items)
-                except json.JSONDecodeError:
-                    raise TaskRuntimeError(f"loop '{planned.kfp_path}': items are not a JSON list: {items[:200]!r}") from None
-            if isinstance(items, dict) or not isinstance(items, list):
-                raise TaskRuntimeError(f"loop '{planned.kfp_path}': items must be a list, got {type(items).__name__}")
+            try:  # a LIST, or its JSON text
+                items = convert(items, "LIST")
+            except ParameterValueError as err:
+                raise TaskRuntimeError(f"loop '{planned.kfp_path}': its items must be a list: {err}") from None
+            if items is None:
+                raise TaskRuntimeError(f"loop '{planned.kfp_path}': its items are null")
             records.extend({"path": [*outer, index], "item": item} for index, item in enumerate(items))
         self.log.info("%d iteration(s)", len(records))
         return records
@@ -250,10 +249,11 @@ class KfxRunBoundaryOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any] | None:
         from airflow_kfx.tracking.task import pipeline_params, pipeline_tracking
 
+        params = pipeline_params(context, self.kfx_pipeline) if self.end else self._check_parameters(context)
         states = self._states(context) if self.end else {}
         failed = sorted(task for task, state in states.items() if state == "failed")
         tracking = pipeline_tracking(context, self.kfx_pipeline, self.kfx_settings)
-        parent = tracking.parent(pipeline_params(context, self.kfx_pipeline)) if tracking else None
+        parent = tracking.parent(params) if tracking else None
         if tracking is None:
             self.log.info("MLflow tracking is off ([kfx] tracking)")
         elif parent is not None and not self.end:
@@ -264,6 +264,22 @@ class KfxRunBoundaryOperator(BaseOperator):
         if failed:
             raise AirflowFailException(f"the pipeline failed: task(s) {', '.join(failed)} failed")
         return parent.as_dict() if parent is not None else None
+
+    def _check_parameters(self, context: Any) -> dict[str, Any]:
+        """The run's pipeline parameters, typed; fails the run, before any task starts,
+        naming every one that does not fit its KFP type. Airflow checked their JSON
+        schema when the run was triggered; this also covers what a schema cannot say
+        and runs whose conf predates the pipeline's current parameters."""
+        from airflow_kfx.params import check_run_parameters
+
+        conf = getattr(context.get("dag_run"), "conf", None) or {}
+        values, problems = check_run_parameters(self.kfx_pipeline, context.get("params") or {}, conf)
+        if problems:
+            raise AirflowFailException(
+                "the run's parameters do not fit their KFP types, so no task was started:\n  "
+                + "\n  ".join(problems)
+            )
+        return values
 
     def _states(self, context: Any) -> dict[str, str]:
         """Every other task's state in this run (mapped instances as ``task_mapindex``)."""

@@ -43,7 +43,7 @@ from airflow_kfx.spec.model import (
     TriggerStrategy,
     ValueSource,
 )
-from airflow_kfx.spec.source import Node
+from airflow_kfx.spec.source import LineDict, Node
 
 # Schema 2.0.0 typed parameters with ``type`` (PrimitiveType) instead of ``parameterType``.
 _LEGACY_TYPES = {
@@ -100,8 +100,8 @@ def parse_pipeline_spec(doc: Node, digest: str, platform: Any = None) -> Pipelin
         root=root,
         components=components,
         executors=executors,
-        display_name=info.get("displayName") or None,
-        description=info.get("description") or None,
+        display_name=info.optional("displayName", str) or None,
+        description=info.optional("description", str) or None,
         schema_version=doc.optional("schemaVersion", str),
         sdk_version=doc.optional("sdkVersion", str),
         default_pipeline_root=doc.optional("defaultPipelineRoot", str),
@@ -165,19 +165,19 @@ def _parse_parameter_spec(name: str, node: Node) -> ParameterSpec:
                 f"unknown parameter type '{type_name}'; expected one of "
                 f"{', '.join(t.value for t in ParameterType)}"
             )
-    elif node.get("type") in _LEGACY_TYPES:
+    elif isinstance(node.get("type"), str) and node.get("type") in _LEGACY_TYPES:
         parameter_type = _LEGACY_TYPES[node.get("type")]
     else:
         node.fail("a parameter needs 'parameterType' (or, in schema 2.0.0, 'type')")
     default = NO_DEFAULT
     if node.has("defaultValue"):
-        default = as_delivered(_legacy_value(node.get("defaultValue")), parameter_type)
+        default = as_delivered(_legacy_value(node.child("defaultValue")), parameter_type)
     return ParameterSpec(
         name=name,
         type=parameter_type,
         default=default,
         optional=bool(node.get("isOptional", False)) or default is not NO_DEFAULT,
-        description=node.get("description") or "",
+        description=node.optional("description", str, ""),
     )
 
 
@@ -194,7 +194,7 @@ def _parse_artifact_spec(name: str, node: Node) -> ArtifactSpec:
         schema_version=type_node.optional("schemaVersion", str, "0.0.1"),
         is_list=bool(node.get("isArtifactList", False)),
         optional=bool(node.get("isOptional", False)),
-        description=node.get("description") or "",
+        description=node.optional("description", str, ""),
     )
 
 
@@ -215,17 +215,34 @@ def as_delivered(value: Any, parameter_type: ParameterType) -> Any:
     return value
 
 
-def _legacy_value(value: Any) -> Any:
+def _legacy_value(node: Node) -> Any:
     """Schema 2.0.0 wrote values as ``{stringValue|intValue|doubleValue: x}``."""
+    value = node.value
     if isinstance(value, Mapping) and len(value) == 1:
         (key, inner), = value.items()
         if key == "stringValue":
             return inner
         if key == "intValue":
-            return int(inner)
+            return _integer(node.child(key))
         if key == "doubleValue":
-            return float(inner)
+            return _double(node.child(key))
     return value
+
+
+def _double(node: Node) -> float:
+    if node.value in ("NaN", "Infinity", "-Infinity"):  # how protobuf JSON writes these
+        return float(node.value)
+    return float(node.expect((int, float), "a number"))
+
+
+def _integer(node: Node) -> int:
+    """An integer written as a number or, as protobuf JSON writes int64, a string."""
+    value = node.value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 30:
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return node.expect(int, "an integer")
 
 
 # ---------------------------------------------------------------------------
@@ -270,6 +287,7 @@ def _parse_dag_parameter_output(name: str, node: Node) -> DagOutput:
 
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)s$")
+_MAX_SECONDS = 365 * 24 * 3600  # longer waits are mistakes (and overflow Airflow's timedelta)
 
 
 def _seconds(node: Node) -> float | None:
@@ -277,11 +295,15 @@ def _seconds(node: Node) -> float | None:
     if node.value is None:
         return None
     if isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-        return float(node.value)
-    match = _DURATION.match(str(node.value))
-    if not match:
-        node.fail(f"expected a duration like '30s', got {node.value!r}")
-    return float(match.group(1))
+        seconds = float(node.value)
+    else:
+        match = _DURATION.match(node.value) if isinstance(node.value, str) else None
+        if not match:
+            node.fail(f"expected a duration like '30s', got {node.value!r}")
+        seconds = float(match.group(1))
+    if not 0 <= seconds <= _MAX_SECONDS:
+        node.fail(f"a duration must be between 0s and {_MAX_SECONDS}s (a year), got {node.value!r}")
+    return seconds
 
 
 def _parse_task(name: str, node: Node) -> Task:
@@ -309,7 +331,7 @@ def _parse_task(name: str, node: Node) -> Task:
         if raw is not None:
             try:
                 parsed = json.loads(raw)
-            except json.JSONDecodeError as err:
+            except (ValueError, RecursionError) as err:  # RecursionError: nested too deep
                 items.child("raw").fail(f"loop items are not valid JSON: {err}")
             if not isinstance(parsed, list):
                 items.child("raw").fail("loop items must be a JSON list")
@@ -328,7 +350,7 @@ def _parse_task(name: str, node: Node) -> Task:
     if node.has("retryPolicy") and node.get("retryPolicy"):
         rp = node.child("retryPolicy")
         retry = RetryPolicy(
-            max_retry_count=int(rp.optional("maxRetryCount", (int, str), 0)),
+            max_retry_count=_retry_count(rp.child("maxRetryCount")),
             backoff_seconds=_seconds(rp.child("backoffDuration")),
             backoff_factor=rp.optional("backoffFactor", (int, float)),
             backoff_max_seconds=_seconds(rp.child("backoffMaxDuration")),
@@ -354,6 +376,15 @@ def _parse_task(name: str, node: Node) -> Task:
     )
 
 
+def _retry_count(node: Node) -> int:
+    if node.value is None:
+        return 0
+    count = _integer(node)
+    if not 0 <= count <= 1000:
+        node.fail(f"maxRetryCount must be between 0 and 1000, got {count}")
+    return count
+
+
 def parse_value_source(node: Node, *, artifact: bool = False) -> ValueSource:
     """The common ``oneof kind`` of task inputs and parameterised platform settings."""
     node.expect(Mapping, "an input spec")
@@ -376,9 +407,9 @@ def parse_value_source(node: Node, *, artifact: bool = False) -> ValueSource:
     if node.has("runtimeValue"):
         runtime = node.child("runtimeValue")
         if runtime.has("constant"):
-            return Constant(_legacy_value(runtime.get("constant")))
+            return Constant(_legacy_value(runtime.child("constant")))
         if runtime.has("constantValue"):
-            return Constant(_legacy_value(runtime.get("constantValue")))
+            return Constant(_legacy_value(runtime.child("constantValue")))
         runtime.fail("a runtimeValue needs 'constant'")
     if node.has("taskFinalStatus"):
         return TaskFinalStatus(node.child("taskFinalStatus").required("producerTask", str).value)
@@ -418,14 +449,14 @@ def _parse_executor(label: str, node: Node) -> Executor:
                 )
         env = {}
         for entry in container.child("env").elements():
-            env[entry.required("name", str).value] = str(entry.get("value", ""))
+            env[entry.required("name", str).value] = _text(entry.child("value"))
         return Executor(
             label,
             location,
             container=Container(
                 image=image,
-                command=tuple(container.child("command").value or ()),
-                args=tuple(container.child("args").value or ()),
+                command=tuple(e.expect(str) for e in container.child("command").elements()),
+                args=tuple(e.expect(str) for e in container.child("args").elements()),
                 env=env,
                 resources=_parse_resources(container.child("resources")),
             ),
@@ -443,6 +474,14 @@ def _parse_executor(label: str, node: Node) -> Executor:
     node.fail("an executor needs 'container' or 'importer'")
 
 
+def _text(node: Node) -> str:
+    """A string setting that YAML may have typed as a number (``value: 8``)."""
+    if node.value is None:
+        return ""
+    value = node.expect((str, int, float), "a string")
+    return value if isinstance(value, str) else _format_number(value)
+
+
 def _parse_resources(node: Node) -> Resources:
     if node.value is None:
         return Resources()
@@ -452,23 +491,22 @@ def _parse_resources(node: Node) -> Resources:
         # Newer SDKs write resourceCpuLimit (a string that may be a placeholder);
         # older ones cpuLimit (a number of cores) / memoryLimit (a number of GB).
         for key in keys:
-            value = node.get(key)
-            if value is None or value == "":
+            value = _text(node.child(key))
+            if value == "":
                 continue
-            if key == "cpuLimit" or key == "cpuRequest":
-                return _format_number(value)
             if key in ("memoryLimit", "memoryRequest"):
-                return f"{_format_number(value)}G"
-            return str(value)
+                return f"{value}G"
+            return value
         return None
 
     accelerator = None
     acc = node.child("accelerator")
     if acc.value:
-        acc_type = acc.get("resourceType") or acc.get("type")
-        acc_count = acc.get("resourceCount") or acc.get("count")
+        acc.expect(Mapping)
+        acc_type = _text(acc.child("resourceType")) or _text(acc.child("type"))
+        acc_count = _text(acc.child("resourceCount")) or _text(acc.child("count"))
         if acc_type:
-            accelerator = Accelerator(type=str(acc_type), count=str(acc_count or 1))
+            accelerator = Accelerator(type=acc_type, count=acc_count or "1")
     return Resources(
         cpu_limit=text("resourceCpuLimit", "cpuLimit"),
         memory_limit=text("resourceMemoryLimit", "memoryLimit"),
@@ -491,7 +529,7 @@ def _parse_importer(node: Node) -> Importer:
     elif uri.has("constant"):
         artifact_uri = Constant(uri.get("constant"))
     elif uri.has("constantValue"):
-        artifact_uri = Constant(_legacy_value(uri.get("constantValue")))
+        artifact_uri = Constant(_legacy_value(uri.child("constantValue")))
     else:
         uri.fail("importer artifactUri needs 'constant' or 'runtimeParameter'")
     schema = node.required("typeSchema", Mapping)
@@ -517,15 +555,21 @@ _OPAQUE = {"defaultValue", "constant", "metadata", "raw"}
 
 def camelize_proto_json(value: Any, *, names: bool = False) -> Any:
     if isinstance(value, Mapping):
-        result = {}
+        result = LineDict()
+        result.line = getattr(value, "line", None)
+        lines = getattr(value, "key_lines", {})
         for key, child in value.items():
             new_key = key if names else _camel(key)
             if new_key in _OPAQUE:
-                result[new_key] = child
+                renamed = child
             else:
-                result[new_key] = camelize_proto_json(child, names=(not names and new_key in _NAME_MAPS))
-        # proto JSON writes unset messages as null and empty strings for unset fields
-        return {k: v for k, v in result.items() if v is not None and v != "" and v != []}
+                renamed = camelize_proto_json(child, names=(not names and new_key in _NAME_MAPS))
+            # proto JSON writes unset messages as null and empty strings for unset fields
+            if renamed is not None and renamed != "" and renamed != []:
+                result[new_key] = renamed
+                if key in lines:
+                    result.key_lines[new_key] = lines[key]
+        return result
     if isinstance(value, list):
         return [camelize_proto_json(v) for v in value]
     return value

@@ -17,6 +17,7 @@ import stat
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 
 from airflow_kfx.exceptions import SpecError
 from airflow_kfx.spec.model import Pipeline
-from airflow_kfx.spec.source import load_documents, root_node
+from airflow_kfx.spec.source import decode_text, load_documents, relocate, root_node
 
 PIPELINE_SUFFIXES = (".yaml", ".yml", ".json")
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz")
@@ -58,11 +59,7 @@ def load_pipeline_file(path: str | os.PathLike[str], *, use_cache: bool = True) 
         cached = _cache_get(digest, file)
         if cached is not None:
             return cached
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SpecError("not a UTF-8 text file; expected KFP YAML or JSON", file=file) from None
-    pipeline = load_pipeline_text(text, file=file, digest=digest)
+    pipeline = load_pipeline_text(decode_text(data, file), file=file, digest=digest)
     if use_cache:
         _cache_put(digest, file, pipeline)
     return pipeline
@@ -73,10 +70,10 @@ def load_pipeline_text(text: str, *, file: str = "<text>", digest: str | None = 
     from airflow_kfx.spec.ir import parse_pipeline_spec
     from airflow_kfx.spec.validate import validate_pipeline
 
+    documents = load_documents(text, file)  # first: it refuses text that cannot be encoded
     digest = digest or hashlib.sha256(text.encode()).hexdigest()
-    documents = load_documents(text, file)
     if not documents:
-        raise SpecError("the file is empty; expected a compiled KFP pipeline (YAML or JSON)", file=file)
+        raise SpecError("the file is empty; expected a compiled KFP pipeline (YAML or JSON)", file=file, line=1)
     first = documents[0]
     if not isinstance(first, Mapping):
         raise SpecError(
@@ -118,7 +115,10 @@ def load_pipeline_text(text: str, *, file: str = "<text>", digest: str | None = 
 
             platform = parse_kubernetes_platform(platforms.child("kubernetes"))
     pipeline = parse_pipeline_spec(node, digest, platform)
-    validate_pipeline(pipeline)
+    try:
+        validate_pipeline(pipeline)
+    except SpecError as err:
+        raise relocate(err, first) from None
     return pipeline
 
 
@@ -150,7 +150,10 @@ def _unpack_single_pipeline(file: str, data: bytes) -> tuple[str, bytes]:
             name, member = _zip_member(file, data)
         else:
             name, member = _tar_member(file, data)
-    except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, ValueError) as err:
+    # zlib.error: corrupt deflate data; NotImplementedError: a compression method zipfile
+    # lacks; RuntimeError: an encrypted member. All are the package's fault, not ours.
+    except (zipfile.BadZipFile, tarfile.TarError, zlib.error, OSError, EOFError, ValueError,
+            NotImplementedError, RuntimeError) as err:
         raise SpecError(f"cannot open the package: {err}", file=file) from None
     return name, member
 

@@ -195,7 +195,8 @@ def quantity(node: Node, key: str, *, required: bool = False) -> str | None:
 
 
 def is_quantity(text: str) -> bool:
-    return bool(_QUANTITY.match(text))
+    # Bounded first: the pattern backtracks quadratically over a long run of digits.
+    return len(text) <= 64 and bool(_QUANTITY.match(text))
 
 
 def plain(value: Any) -> Any:

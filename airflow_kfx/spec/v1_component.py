@@ -99,8 +99,8 @@ def parse_v1_component(doc: Node) -> V1Component:
         outputs[element.required("name", str).value] = element
 
     usage = _Usage()
-    command = [usage.translate(item, container.child("command").child(i)) for i, item in enumerate(container.child("command").value or [])]
-    args = [usage.translate(item, container.child("args").child(i)) for i, item in enumerate(container.child("args").value or [])]
+    command = [usage.translate(item) for item in container.child("command").elements()]
+    args = [usage.translate(item) for item in container.child("args").elements()]
     for kind, names in (("input", usage.inputs()), ("output", usage.outputs)):
         declared = inputs if kind == "input" else outputs
         for used in sorted(names):
@@ -114,6 +114,7 @@ def parse_v1_component(doc: Node) -> V1Component:
         v1_type = type_name(element.get("type"))
         v1_types[input_name] = v1_type
         optional = bool(element.get("optional", False))
+        description = element.optional("description", str, "")
         if _is_file_input(input_name, v1_type, usage):
             artifacts[input_name] = ArtifactSpec(input_name, _schema_title(v1_type), optional=optional or element.has("default"))
         else:
@@ -123,7 +124,7 @@ def parse_v1_component(doc: Node) -> V1Component:
                 ParameterType.STRING,  # v1 values reach the container as text
                 default=default,
                 optional=optional or default is not NO_DEFAULT,
-                description=element.get("description") or "",
+                description=description,
             )
     out_parameters: dict[str, ParameterSpec] = {}
     out_artifacts: dict[str, ArtifactSpec] = {}
@@ -137,7 +138,7 @@ def parse_v1_component(doc: Node) -> V1Component:
     command = [_finish(item, out_parameters) for item in command]
     args = [_finish(item, out_parameters) for item in args]
 
-    env = {str(k): str(v) for k, v in (container.get("env") or {}).items()}
+    env = _text_map(container.child("env"))
     location = Location(doc.file, doc.path or "implementation", doc.line)
     executor = Executor(
         label=f"exec-{_slug(name)}",
@@ -158,8 +159,13 @@ def parse_v1_component(doc: Node) -> V1Component:
         component=component,
         executor=executor,
         v1_types=v1_types,
-        annotations={str(k): str(v) for k, v in (metadata.get("annotations") or {}).items()},
+        annotations=_text_map(metadata.child("annotations")),
     )
+
+
+# Placeholders naming an input or output → which of the two.
+_NAMED = {"inputValue": "input", "inputPath": "input", "inputUri": "input", "outputPath": "output",
+          "outputUri": "output"}
 
 
 class _Usage:
@@ -176,49 +182,56 @@ class _Usage:
     def inputs(self) -> set[str]:
         return self.value_inputs | self.file_inputs | self.present_checks
 
-    def translate(self, item: Any, node: Node) -> Any:
+    def translate(self, node: Node) -> Any:
+        item = node.value
         if isinstance(item, (str, int, float)) and not isinstance(item, bool):
             return str(item)
         if not isinstance(item, Mapping) or len(item) != 1:
             node.fail("expected a string or a one-key placeholder like {inputValue: name}")
-        (kind, value), = item.items()
-        if kind == "inputValue":
-            self.value_inputs.add(str(value))
-            return f"{{{{$.inputs.parameters['{value}']}}}}"
-        if kind in ("inputPath", "inputUri"):
-            self.file_inputs.add(str(value))
-            return f"{{{{$.inputs.artifacts['{value}'].{'path' if kind == 'inputPath' else 'uri'}}}}}"
-        if kind == "outputPath":
-            self.outputs.add(str(value))
-            self.output_paths.add(str(value))
-            return _OutputPath(str(value))
-        if kind == "outputUri":
-            self.outputs.add(str(value))
-            self.output_uris.add(str(value))
-            return f"{{{{$.outputs.artifacts['{value}'].uri}}}}"
+        kind = next(iter(item))
+        if kind in _NAMED:
+            return self._named(kind, node.child(kind).expect(str, f"the name of an {_NAMED[kind]}"))
         if kind == "concat":
-            parts = [self.translate(part, node.child(kind).child(i)) for i, part in enumerate(value or [])]
-            return {"Concat": parts}
+            return {"Concat": [self.translate(part) for part in node.child(kind).elements()]}
         if kind == "if":
-            return self._if(value, node.child(kind))
+            return self._if(node.child(kind))
         if kind == "executorInput":
             return "{{$}}"
         if kind == "outputMetadata":
             return "{{$.outputs.output_file}}"
         node.unsupported(f"v1 placeholder '{kind}'", f"the v1 placeholder '{kind}' is not supported")
 
-    def _if(self, value: Any, node: Node) -> Any:
+    def _named(self, kind: str, name: str) -> Any:
+        """The v2 form of a placeholder naming an input or output, recording the use."""
+        if kind == "inputValue":
+            self.value_inputs.add(name)
+            return f"{{{{$.inputs.parameters['{name}']}}}}"
+        if kind in ("inputPath", "inputUri"):
+            self.file_inputs.add(name)
+            return f"{{{{$.inputs.artifacts['{name}'].{'path' if kind == 'inputPath' else 'uri'}}}}}"
+        self.outputs.add(name)
+        if kind == "outputPath":
+            self.output_paths.add(name)
+            return _OutputPath(name)
+        self.output_uris.add(name)
+        return f"{{{{$.outputs.artifacts['{name}'].uri}}}}"
+
+    def _if(self, node: Node) -> Any:
         cond = node.required("cond", Mapping)
         if not cond.has("isPresent"):
             cond.unsupported("v1 if condition", "only {isPresent: name} conditions are supported in v1 'if' placeholders")
-        name = str(cond.get("isPresent"))
+        name = cond.required("isPresent", str, "the name of an input").value
         self.present_checks.add(name)
-        then = [self.translate(v, node.child("then").child(i)) for i, v in enumerate(_as_list(value.get("then")))]
-        otherwise = [self.translate(v, node.child("else").child(i)) for i, v in enumerate(_as_list(value.get("else")))]
-        placeholder: dict[str, Any] = {"InputName": name, "Then": then}
-        if value.get("else") is not None:
-            placeholder["Else"] = otherwise
+        placeholder: dict[str, Any] = {"InputName": name, "Then": self._branch(node.child("then"))}
+        if node.get("else") is not None:
+            placeholder["Else"] = self._branch(node.child("else"))
         return {"IfPresent": placeholder}
+
+    def _branch(self, node: Node) -> list[Any]:
+        """``then``/``else``: a list of arguments, or one argument."""
+        if isinstance(node.value, list):
+            return [self.translate(item) for item in node.elements()]
+        return [] if node.value is None else [self.translate(node)]
 
 
 @dataclass(frozen=True)
@@ -250,10 +263,14 @@ def _is_file_input(name: str, v1_type: str, usage: _Usage) -> bool:
     return bool(v1_type) and v1_type.lower() not in V1_PARAMETER_TYPES
 
 
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
+def _text_map(node: Node) -> dict[str, str]:
+    """``env``/``annotations``: names to texts (YAML may type a value as a number)."""
+    return {name: _text(child) for name, child in node.items()}
+
+
+def _text(node: Node) -> str:
+    value = node.expect((str, int, float, bool, type(None)), "a string")
+    return "" if value is None else str(value)
 
 
 def _schema_title(v1_type: str) -> str:

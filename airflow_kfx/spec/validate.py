@@ -7,8 +7,8 @@ file, YAML path and line, instead of halfway through a run.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, NoReturn
 
 from airflow_kfx.exceptions import SpecError, UnsupportedFeatureError
 from airflow_kfx.spec.model import (
@@ -25,6 +25,7 @@ from airflow_kfx.spec.model import (
     TaskFinalStatus,
     TaskOutput,
 )
+from airflow_kfx.spec.source import join_path
 
 
 def validate_pipeline(pipeline: Pipeline) -> None:
@@ -37,44 +38,47 @@ def validate_pipeline(pipeline: Pipeline) -> None:
                 component.location,
                 f"component '{component.name}' names executor '{component.executor_label}', "
                 "which is not in deploymentSpec.executors",
+                "executorLabel",
             )
-    _check_component_recursion(pipeline)
+    _check_nesting(pipeline)
     for executor in pipeline.executors.values():
         _check_placeholders(executor)
 
 
-def _fail(location: Location, message: str, suffix: str = "") -> None:
-    path = f"{location.yaml_path}.{suffix}" if suffix else location.yaml_path
+def _fail(location: Location, message: str, *keys: str | int) -> NoReturn:
+    """A SpecError at ``keys`` below ``location`` (the loader then finds that line)."""
+    path = join_path(location.yaml_path, *keys)
     raise SpecError(message, file=location.file, yaml_path=path, line=location.line)
 
 
 def _check_dag(pipeline: Pipeline, dag_component: Component) -> None:
     assert dag_component.dag is not None
     tasks = dag_component.dag.tasks
+    for task in tasks.values():  # first every reference to a component: the checks below follow them
+        if task.component not in pipeline.components:
+            _fail(task.location, f"task '{task.name}' uses component '{task.component}', which is not defined in 'components'", "componentRef", "name")
     for task in tasks.values():
-        component = pipeline.components.get(task.component)
-        if component is None:
-            _fail(task.location, f"task '{task.name}' uses component '{task.component}', which is not defined in 'components'", "componentRef")
-        for dependency in task.dependent_tasks:
+        for index, dependency in enumerate(task.dependent_tasks):
             if dependency not in tasks:
-                _fail(task.location, f"task '{task.name}' depends on '{dependency}', which is not a task of the same DAG", "dependentTasks")
-        _check_task_inputs(pipeline, dag_component, task, component)
+                _fail(task.location, f"task '{task.name}' depends on '{dependency}', which is not a task of the same DAG", "dependentTasks", index)
+        _check_task_inputs(pipeline, dag_component, task, pipeline.components[task.component])
         _check_iterator(dag_component, task)
         if task.condition:
             from airflow_kfx.expressions import check_expression
 
             problem = check_expression(task.condition)
             if problem:
-                _fail(task.location, f"condition of task '{task.name}' is not valid CEL: {problem}", "triggerPolicy.condition")
+                _fail(task.location, f"condition of task '{task.name}' is not valid CEL: {problem}", "triggerPolicy", "condition")
     for output in dag_component.dag.outputs.values():
+        where = ("dag", "outputs", "artifacts" if output.is_artifact else "parameters", output.name)
         for selector in output.selectors:
             producer = tasks.get(selector.producer_task)
             if producer is None:
-                _fail(dag_component.location, f"output '{output.name}' comes from task '{selector.producer_task}', which is not in this DAG", "dag.outputs")
+                _fail(dag_component.location, f"output '{output.name}' comes from task '{selector.producer_task}', which is not in this DAG", *where)
             produced = pipeline.components[producer.component].outputs
             names = produced.artifacts if output.is_artifact else produced.parameters
             if selector.output_key not in names:
-                _fail(dag_component.location, f"output '{output.name}' reads '{selector.output_key}' from task '{selector.producer_task}', which has no such {'artifact' if output.is_artifact else 'parameter'} output", "dag.outputs")
+                _fail(dag_component.location, f"output '{output.name}' reads '{selector.output_key}' from task '{selector.producer_task}', which has no such {'artifact' if output.is_artifact else 'parameter'} output", *where)
     _check_cycles(dag_component)
 
 
@@ -82,9 +86,10 @@ def _check_task_inputs(pipeline: Pipeline, dag_component: Component, task: Task,
     declared = component.inputs
     tasks = dag_component.dag.tasks  # type: ignore[union-attr]
     for name, task_input in task.inputs.items():
-        where = f"inputs.{'artifacts' if task_input.is_artifact else 'parameters'}.{name}"
+        kind = "artifact" if task_input.is_artifact else "parameter"
+        where = ("inputs", f"{kind}s", name)
         if task_input.is_artifact and name not in declared.artifacts:
-            _fail(task.location, f"task '{task.name}' passes artifact '{name}', which component '{component.name}' does not declare", where)
+            _fail(task.location, f"task '{task.name}' passes artifact '{name}', which component '{component.name}' does not declare", *where)
         # Parameters a component does not declare are allowed: the SDK passes
         # 'pipelinechannel--*' values and resource-setting parameters that only
         # placeholders (e.g. resourceCpuLimit) read, and KFP accepts them.
@@ -93,60 +98,62 @@ def _check_task_inputs(pipeline: Pipeline, dag_component: Component, task: Task,
             inputs = dag_component.inputs
             available = inputs.artifacts if task_input.is_artifact else inputs.parameters
             if source.name not in available and source.name not in inputs.names():
-                _fail(task.location, f"task '{task.name}' reads '{source.name}' from the enclosing DAG '{dag_component.name}', which has no such input", where)
+                _fail(task.location, f"task '{task.name}' reads '{source.name}' from the enclosing DAG '{dag_component.name}', which has no such input", *where, f"componentInput{kind.title()}")
         elif isinstance(source, (TaskOutput, TaskFinalStatus)):
+            reference = (*where, f"taskOutput{kind.title()}" if isinstance(source, TaskOutput) else "taskFinalStatus")
             producer = tasks.get(source.producer_task)
             if producer is None:
-                _fail(task.location, f"task '{task.name}' reads from task '{source.producer_task}', which is not in the same DAG", where)
+                _fail(task.location, f"task '{task.name}' reads from task '{source.producer_task}', which is not in the same DAG", *reference, "producerTask")
             if isinstance(source, TaskOutput):
                 outputs = pipeline.components[producer.component].outputs
                 names = outputs.artifacts if task_input.is_artifact else outputs.parameters
                 if source.output_key not in names:
-                    kind = "artifact" if task_input.is_artifact else "parameter"
-                    _fail(task.location, f"task '{task.name}' reads {kind} '{source.output_key}' of task '{source.producer_task}', which has no such output", where)
+                    _fail(task.location, f"task '{task.name}' reads {kind} '{source.output_key}' of task '{source.producer_task}', which has no such output", *reference, f"output{kind.title()}Key")
         elif isinstance(source, Constant) and name in declared.parameters:
             spec = declared.parameters[name]
             problem = _type_problem(source.value, spec.type)
             if problem:
-                _fail(task.location, f"constant for '{name}' of task '{task.name}': {problem}", where)
+                _fail(task.location, f"constant for '{name}' of task '{task.name}': {problem}", *where, "runtimeValue")
     if component.dag is None or component.kind == "pipeline":
         iterated = {task.iterator.item_input} if task.iterator else set()
         for name, spec in declared.parameters.items():
             if name not in task.inputs and not spec.optional and name not in iterated and spec.type is not ParameterType.TASK_FINAL_STATUS:
-                _fail(task.location, f"task '{task.name}' does not pass required parameter '{name}' of component '{component.name}'", "inputs.parameters")
+                _fail(task.location, f"task '{task.name}' does not pass required parameter '{name}' of component '{component.name}'", "inputs", "parameters")
         for name, artifact in declared.artifacts.items():
             if name not in task.inputs and not artifact.optional and name not in iterated:
-                _fail(task.location, f"task '{task.name}' does not pass required artifact '{name}' of component '{component.name}'", "inputs.artifacts")
+                _fail(task.location, f"task '{task.name}' does not pass required artifact '{name}' of component '{component.name}'", "inputs", "artifacts")
 
 
 def _check_iterator(dag_component: Component, task: Task) -> None:
     iterator = task.iterator
     if isinstance(iterator, ParameterIterator) and iterator.input_parameter:
         if iterator.input_parameter not in task.inputs:
-            _fail(task.location, f"loop '{task.name}' iterates over '{iterator.input_parameter}', which is not one of its inputs", "parameterIterator.items")
+            _fail(task.location, f"loop '{task.name}' iterates over '{iterator.input_parameter}', which is not one of its inputs", "parameterIterator", "items")
     if isinstance(iterator, ArtifactIterator) and iterator.input_artifact not in task.inputs:
-        _fail(task.location, f"loop '{task.name}' iterates over artifact '{iterator.input_artifact}', which is not one of its inputs", "artifactIterator.items")
+        _fail(task.location, f"loop '{task.name}' iterates over artifact '{iterator.input_artifact}', which is not one of its inputs", "artifactIterator", "items")
 
 
 def _check_cycles(dag_component: Component) -> None:
+    """Depth-first along upstream edges, with an explicit stack: a chain of thousands
+    of tasks is a valid DAG, and must not exhaust Python's recursion limit."""
     tasks = dag_component.dag.tasks  # type: ignore[union-attr]
-    graph = {name: upstream_tasks(task) for name, task in tasks.items()}
-    state: dict[str, int] = {}  # 1 = visiting, 2 = done
-
-    def visit(name: str, trail: list[str]) -> None:
-        if state.get(name) == 2:
-            return
-        if state.get(name) == 1:
-            cycle = " → ".join([*trail[trail.index(name):], name])
-            _fail(tasks[name].location, f"tasks depend on each other in a cycle: {cycle}", "dependentTasks")
-        state[name] = 1
-        for upstream in sorted(graph[name]):
-            if upstream in graph:
-                visit(upstream, [*trail, name])
-        state[name] = 2
-
-    for name in sorted(graph):
-        visit(name, [])
+    graph = {name: sorted(u for u in upstream_tasks(task) if u in tasks) for name, task in tasks.items()}
+    done: set[str] = set()
+    for start in sorted(graph):
+        if start in done:
+            continue
+        trail, pending = [start], [iter(graph[start])]
+        while trail:
+            upstream = next(pending[-1], None)
+            if upstream is None:
+                done.add(trail.pop())
+                pending.pop()
+            elif upstream in trail:
+                cycle = " → ".join([*trail[trail.index(upstream):], upstream])
+                _fail(tasks[upstream].location, f"tasks depend on each other in a cycle: {cycle}", "dependentTasks")
+            elif upstream not in done:
+                trail.append(upstream)
+                pending.append(iter(graph[upstream]))
 
 
 def upstream_tasks(task: Task) -> set[str]:
@@ -158,16 +165,47 @@ def upstream_tasks(task: Task) -> set[str]:
     return upstream
 
 
-def _check_component_recursion(pipeline: Pipeline) -> None:
-    def visit(component: Component, trail: tuple[str, ...]) -> None:
-        if component.dag is None:
-            return
-        for task in component.dag.tasks.values():
-            if task.component in trail:
-                _fail(task.location, f"component '{task.component}' contains itself (recursion is not supported by KFP v2)", "componentRef")
-            visit(pipeline.components[task.component], (*trail, task.component))
+# Bounds on nested pipelines: each nested task becomes Airflow tasks and task groups,
+# and KFP's own pipelines nest a handful of levels with at most a few hundred tasks.
+MAX_NESTING = 50
+MAX_TASKS = 10_000
 
-    visit(pipeline.root, ("root",))
+
+def _check_nesting(pipeline: Pipeline) -> None:
+    """No component contains itself, and nesting and the expanded task count stay bounded.
+
+    Depth-first with an explicit stack; each component is measured once, so a "diamond"
+    (every level using the next one twice) costs its size, not 2**depth walks.
+    """
+    expanded: dict[str, int] = {}  # component → executor tasks once its DAG is expanded
+    trail: list[tuple[str, Component, Iterator[Task]]] = [("root", pipeline.root, _tasks(pipeline.root))]
+    while trail:
+        name, component, pending = trail[-1]
+        task = next(pending, None)
+        if task is None:
+            trail.pop()
+            expanded[name] = _expanded_size(component, expanded)
+            continue
+        if any(task.component == entry[0] for entry in trail):
+            _fail(task.location, f"component '{task.component}' contains itself (recursion is not supported by KFP v2)", "componentRef", "name")
+        inner = pipeline.components[task.component]
+        if inner.dag is None or task.component in expanded:
+            continue
+        if len(trail) >= MAX_NESTING:
+            _fail(task.location, f"pipelines nest more than {MAX_NESTING} levels deep here; flatten them", "componentRef", "name")
+        trail.append((task.component, inner, _tasks(inner)))
+
+
+def _tasks(component: Component) -> Iterator[Task]:
+    return iter(component.dag.tasks.values() if component.dag else ())
+
+
+def _expanded_size(component: Component, expanded: dict[str, int]) -> int:
+    size = sum(expanded.get(task.component, 1) for task in _tasks(component))
+    if size > MAX_TASKS:
+        _fail(component.location, f"the pipeline expands to more than {MAX_TASKS:,} tasks once nested pipelines are "
+              f"unfolded ({size:,} in '{component.name}'); split it")
+    return size
 
 
 def _check_placeholders(executor: Executor) -> None:
