@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_kfx.config import CACHE_PARAM
 from airflow_kfx.exceptions import SpecError
 from airflow_kfx.spec.model import ParameterSpec, Pipeline
 from airflow_kfx.values import ParameterValueError, convert, convert_run_parameter, parse_text, type_label
@@ -104,4 +105,9 @@ def check_run_parameters(
             values[name] = run_parameter(pipeline, name, value, given=name in conf)
         except ParameterValueError as err:
             problems.append(f"{label}: {err}")
+    declared = pipeline.root.inputs.parameters
+    # A misspelt name would otherwise run silently with the default value.
+    for name in sorted(set(conf) - set(declared) - {CACHE_PARAM}):
+        known = ", ".join(declared) or "none"
+        problems.append(f"{name}: the pipeline has no such parameter (its parameters: {known})")
     return values, problems

@@ -61,6 +61,33 @@ class AirflowStack:
         self.airflow("dags", "trigger", dag_id, "--run-id", run_id, "--conf", json.dumps(dict(conf or {})))
         return run_id
 
+    def rest(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """A request to the api-server's REST API (``/api/v2/...``); status and JSON body.
+        Stacks run with ``simple_auth_manager_all_admins``: every caller is an admin."""
+        import urllib.error
+        import urllib.request
+
+        url = f"http://127.0.0.1:{self.env['AIRFLOW__API__PORT']}{path}"
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"null")
+
+    def wait_for_api(self, timeout: float = 180) -> None:
+        """Until the api-server answers."""
+        import urllib.error
+
+        def answers() -> bool:
+            try:
+                return self.rest("GET", "/api/v2/version")[0] == 200
+            except urllib.error.URLError:
+                return False
+
+        self._poll(answers, timeout, "the api-server")
+
     def task_instances(self, dag_id: str, run_id: str) -> dict[tuple[str, int], dict[str, Any]]:
         rows = self.query(
             "select task_id, map_index, state, try_number, pid, id from task_instance where dag_id = %s and run_id = %s",
@@ -135,6 +162,7 @@ def airflow_stack(home: Path, *, dags: Mapping[str, str], env: Mapping[str, str]
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         **dict(env or {}),
     })

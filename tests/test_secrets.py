@@ -106,3 +106,42 @@ def test_a_run_with_an_mlflow_password_shows_it_nowhere(
         assert PASSWORD not in text, f"the MLflow password is in {where}"
         assert TOKEN not in text, f"the MLflow token is in {where}"
     assert "MLFLOW_TRACKING_PASSWORD" not in os.environ
+
+
+@pytest.mark.slow
+def test_platform_spec_secrets_reach_pods_only_by_reference(
+    kube: KubeDouble, dags_folder: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """kfp-kubernetes ``use_secret_as_env``/``use_secret_as_volume`` (its name a pipeline
+    parameter): the container gets the value, and the value is in no pod spec (a
+    ``secretKeyRef`` and a secret volume instead), XCom, log line or MLflow record."""
+    import hashlib
+
+    import mlflow
+    from kubernetes import client
+
+    value = "db-9f27c1-secret-value"
+    kube.api().create_namespaced_secret("default", client.V1Secret(
+        metadata=client.V1ObjectMeta(name="db-creds"), string_data={"password": value}))
+    for name, setting in kube.airflow_environment().items():
+        monkeypatch.setenv(name, setting)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    result = run_pipeline(FIXTURES / "secret_env.yaml", dags_folder, settings={"on_finish_action": "keep_pod"})
+    assert result.state == "success"
+    assert result.parameter("check-secret", "digest") == hashlib.sha256(value.encode()).hexdigest() + " True"
+    log = capfd.readouterr().out + capfd.readouterr().err
+    pods = kube.api().list_namespaced_pod("default", label_selector="kfx/pipeline=secret-env").items
+    specs = json.dumps([kube.api().api_client.sanitize_for_serialization(p) for p in pods])
+    (pod,) = [kube.api().api_client.sanitize_for_serialization(p) for p in pods]
+    main = next(c for c in pod["spec"]["containers"] if c["name"] == "base")
+    assert {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"key": "password", "name": "db-creds",
+                                                                  "optional": False}}} in main["env"]
+    assert [v["secret"]["secretName"] for v in pod["spec"]["volumes"] if "secret" in v] == ["db-creds"]
+    tracking = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    stored = json.dumps([[r.data.params, r.data.tags, r.data.metrics] for e in tracking.search_experiments()
+                         for r in tracking.search_runs([e.experiment_id])])
+    assert "kfx.task_path" in stored, "the task did log to MLflow"
+    for where, text in [("the logs", log), ("the XComs", json.dumps(list(result.results.values()), default=str)),
+                        ("the pod specs", specs), ("MLflow", stored)]:
+        assert value not in text, f"the secret's value is in {where}"

@@ -343,6 +343,18 @@ def test_check_run_parameters_names_every_bad_one() -> None:
     assert values == {"name": "7", "ratio": 0.5, "items": [10, 20], "text": "hello"}
 
 
+def test_unknown_run_parameters_are_refused() -> None:
+    """A misspelt name would run silently with the default value."""
+    pipeline = load_pipeline_file(FIXTURES / "typed_params.yaml")
+    defaults = {n: s.default for n, s in pipeline.root.inputs.parameters.items() if s.has_default}
+    conf = {"name": "w", "cuont": 3}
+    _, problems = check_run_parameters(pipeline, {**defaults, **conf}, conf)
+    assert problems == [
+        "cuont: the pipeline has no such parameter (its parameters: "
+        + ", ".join(pipeline.root.inputs.parameters) + ")"
+    ]
+
+
 def test_defaults_reach_components_as_compiled() -> None:
     pipeline = load_pipeline_file(TYPED_LISTS)
     assert run_parameter(pipeline, "values", ["1", "2"], given=False) == ["1", "2"]

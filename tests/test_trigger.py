@@ -1,0 +1,72 @@
+"""Trigger values through Airflow as deployed (api-server, scheduler, LocalExecutor,
+PostgreSQL): the REST API (what the trigger form calls) and the ``airflow`` CLI refuse a
+wrong-typed or missing value when the run is triggered; an unknown parameter (which a
+JSON schema of the params cannot refuse) fails the run in ``kfx-run-start`` before any
+task starts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.airflow_stack import AirflowStack, airflow_stack
+from tests.support import FIXTURES
+
+pytestmark = pytest.mark.slow
+
+DAG_ID = "typed_params"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
+    home = tmp_path_factory.mktemp("trigger")
+    loader = f"from airflow_kfx import load_pipeline\ndag = load_pipeline({str(FIXTURES / 'typed_params.yaml')!r})\n"
+    env = {
+        "AIRFLOW__KFX__RUNTIME": "local",
+        "AIRFLOW__KFX__PIPELINE_ROOT": str(home / "artifacts"),
+        "AIRFLOW__KFX__TRACKING": "false",
+    }
+    with airflow_stack(home / "airflow", dags={"typed_params.py": loader}, env=env) as running:
+        running.wait_for_dag(DAG_ID)
+        running.wait_for_api()
+        yield running
+
+
+def _trigger(stack: AirflowStack, conf: dict[str, object]) -> tuple[int, object]:
+    return stack.rest("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": conf})
+
+
+@pytest.mark.parametrize(("conf", "message"), [
+    ({"name": "w", "count": "x"}, "'x' is not of type 'integer'"),
+    ({"name": "w", "flag": "maybe"}, "'maybe' is not of type 'boolean'"),
+    ({"name": "w", "items": {"a": 1}}, "is not of type 'array'"),
+    ({"name": "w", "count": 1.5}, "1.5 is not of type 'integer'"),
+    ({}, "name"),  # no default: it must be given
+], ids=["int-text", "bool-text", "dict-for-list", "fraction-for-int", "missing"])
+def test_the_rest_api_refuses_a_wrong_value_and_no_run_is_created(
+    stack: AirflowStack, conf: dict[str, object], message: str
+) -> None:
+    before = stack.query("select count(*) from dag_run where dag_id = %s", DAG_ID)[0][0]
+    status, body = _trigger(stack, conf)
+    assert status == 400, body
+    assert message in str(body), body
+    assert stack.query("select count(*) from dag_run where dag_id = %s", DAG_ID)[0][0] == before
+
+
+def test_the_cli_refuses_a_wrong_value(stack: AirflowStack) -> None:
+    with pytest.raises(RuntimeError, match="'x' is not of type 'integer'"):
+        stack.airflow("dags", "trigger", DAG_ID, "--conf", '{"name": "w", "count": "x"}')
+
+
+def test_an_unknown_parameter_fails_the_run_before_any_task_starts(stack: AirflowStack) -> None:
+    status, body = _trigger(stack, {"name": "w", "cuont": 4})
+    assert status == 200, body  # Airflow takes conf keys it has no param for ...
+    run_id = body["dag_run_id"]  # type: ignore[index]
+    assert stack.wait_for_run(DAG_ID, run_id, timeout=300) == "failed"
+    states = {task: ti["state"] for (task, _), ti in stack.task_instances(DAG_ID, run_id).items()}
+    assert states.pop("kfx-run-start") == "failed"  # ... kfx-run-start does not
+    assert states.pop("kfx-run-end") == "failed"  # it closes every run, and says it failed
+    assert set(states.values()) <= {"upstream_failed", "skipped"}, states
+    log = stack.rest("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/kfx-run-start/logs/1")[1]
+    assert "cuont: the pipeline has no such parameter" in str(log), log
