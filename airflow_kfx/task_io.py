@@ -177,7 +177,7 @@ def _runtime_text(text: str, values: Mapping[str, Any], pipeline: Mapping[str, s
     return TOKEN_RE.sub(one, text)
 
 
-def _parameter_values(ctx: ExecutorContext) -> dict[str, Any]:
+def parameter_values(ctx: ExecutorContext) -> dict[str, Any]:
     """Input values after defaults, f-string/pipeline placeholders and coercion."""
     types = ctx.input_parameter_types
     raw = {n: v for n, v in ctx.input_parameter_defaults.items() if v is not None}
@@ -222,7 +222,7 @@ def build_executor_input(ctx: ExecutorContext) -> dict[str, Any]:
     Parameter values are typed (NUMBER_INTEGER → int, …); absent optional inputs
     are omitted and the executor falls back to the function default.
     """
-    return _executor_input(ctx, _parameter_values(ctx))
+    return _executor_input(ctx, parameter_values(ctx))
 
 
 def _executor_input(ctx: ExecutorContext, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -255,7 +255,7 @@ def resolve_command_line(items: Sequence[Any], ctx: ExecutorContext, *, where: s
     :class:`PlaceholderError`, as the current Go driver does ("parameter not found")
     (older launchers left the placeholder text in place; kfp.local prints "null").
     """
-    values = _parameter_values(ctx)
+    values = parameter_values(ctx)
     cache: dict[str, str] = {}
 
     def resolve(ph: Placeholder, loc: str) -> str:

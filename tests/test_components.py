@@ -203,6 +203,24 @@ def test_hand_written_dag_mixing_components_and_airflow_tasks_runs(dags_folder: 
     assert Path(report_uri).read_text() == "# Doubled\n\ntotal = 30\n"
     assert xcoms[("count-lines", "return_value")]["parameters"]["lines"].strip() == "3"
 
+    # MLflow: the DAG is the pipeline — one experiment named after it, one parent run for
+    # the DAG run (with the DAG's params), closed when the run ended, the components nested.
+    import os
+
+    import mlflow
+
+    client = mlflow.MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    runs = [r for e in client.search_experiments() for r in client.search_runs(
+        [e.experiment_id], filter_string=f"tags.`kfx.run_id` = '{dag_run.run_id}'")]
+    assert {client.get_experiment(r.info.experiment_id).name for r in runs} == {"kfx_hand_written"}
+    (parent,) = [r for r in runs if r.data.tags["kfx.kind"] == "pipeline-run"]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["title"] == "Doubled"
+    tasks = {r.data.tags["kfx.task_id"]: r for r in runs if r.data.tags["kfx.kind"] == "task"}
+    assert set(tasks) == {"make-numbers", "sum-numbers", "write-report", "count-lines"}
+    assert {r.data.tags["mlflow.parentRunId"] for r in tasks.values()} == {parent.info.run_id}
+    assert {r.info.status for r in tasks.values()} == {"FINISHED"}
+
 
 def test_load_component_from_url_over_http() -> None:
     import http.server

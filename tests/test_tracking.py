@@ -80,6 +80,7 @@ def test_loop_iterations_nest_under_the_loop(tracked: MlflowServer, dags_folder:
     parent, nested = runs_of(tracked.client(), "loops", run)
     loops = {r.data.tags["kfx.loop"]: r for r in nested if r.data.tags.get("kfx.kind") == "loop"}
     assert loops["for-loop-2-iterations"].data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert {r.info.status for r in loops.values()} == {"FINISHED"}  # closed with the run, not left RUNNING
     tasks = by_task(nested)
     squares = [r for (task_id, _), r in tasks.items() if task_id == "for-loop-2.square"]
     assert len(squares) == 3
@@ -177,3 +178,44 @@ def test_the_plain_sqlite_store(dags_folder: Path, tmp_path: Path, monkeypatch: 
     assert parent.info.status == "FINISHED"
     assert run.parameter("report-env", "out").startswith(f"uri=sqlite:///{tmp_path}/store.db ")
     assert len(by_task(nested)) == 1
+
+
+def test_loop_runs_end_failed_when_an_iteration_failed(tmp_path: Path) -> None:
+    """Iterations find their loop's run without reopening it; the end of the DAG run
+    closes each loop run: FAILED when one of its iterations' runs failed."""
+    from airflow_kfx.tracking.hook import TrackingTarget
+    from airflow_kfx.tracking.runs import PipelineTracking
+    from airflow_kfx.tracking.session import TrackingSession
+
+    session = TrackingSession(TrackingTarget(f"sqlite:///{tmp_path}/mlflow.db"), strict=True)
+    tracking = PipelineTracking(session, pipeline_name="p", digest="d", dag_id="p", run_id="r1", experiment=None)
+    parent = tracking.parent()
+    client = session.client
+    outcomes = {"for-loop-1": ["FINISHED", "FINISHED"], "for-loop-2": ["FINISHED", "FAILED", "FINISHED"]}
+    loops = {}
+    for loop_id, statuses in outcomes.items():
+        for index, status in enumerate(statuses):
+            loops[loop_id] = tracking.loop(loop_id, loop_id, parent)
+            child = tracking.nested(key={"kfx.kind": "task", "kfx.task_id": f"{loop_id}.t", "kfx.map_index": str(index)},
+                                    name=f"t [{index}]", parent=loops[loop_id], tags={})
+            client.set_terminated(child.run_id, status)
+    tracking.close_loops(parent)
+    assert {loop_id: client.get_run(ref.run_id).info.status for loop_id, ref in loops.items()} == {
+        "for-loop-1": "FINISHED", "for-loop-2": "FAILED"}
+    tracking.loop("for-loop-2", "for-loop-2", parent)  # a late finder (a cleared task) does not reopen it
+    assert client.get_run(loops["for-loop-2"].run_id).info.status == "FAILED"
+
+
+def test_params_show_inputs_as_the_component_received_them(tracked: MlflowServer, dags_folder: Path) -> None:
+    """An f-string over an upstream output (``msg=f"heads and {n} > 4"``) is logged as
+    the text the component received, never as its unresolved KFP placeholder."""
+    from tests.support import REPO
+
+    run = run_pipeline(REPO / "dags" / "pipelines" / "flip_coin.yaml", dags_folder, {"seed": 1})
+    assert run.state == "success"
+    _, nested = runs_of(tracked.client(), "flip-coin", run)
+    messages = {r.data.params["msg"]: r for r in by_task(nested).values() if "msg" in r.data.params}
+    assert "heads and 6 > 4" in messages, sorted(messages)
+    assert not [m for m in messages if "{{" in m], sorted(messages)
+    for message, task_run in messages.items():
+        assert task_run.data.params["output.Output"] == message  # print_msg returns what it got

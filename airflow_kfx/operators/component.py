@@ -47,6 +47,8 @@ class ComponentOutput(PlainXComArg):
 class KfxComponentOperator(KfxContainerOperator):
     """A KFP component task in a hand-written DAG."""
 
+    kfx_dag_is_pipeline = True  # MLflow: the DAG is the pipeline (see tracking.task.dag_is_pipeline)
+
     @property
     def outputs(self) -> dict[str, ComponentOutput]:
         interface = self.kfx_pipeline.components[self.kfx_task.component].outputs  # type: ignore[index]
@@ -115,7 +117,22 @@ def make_component_task(factory: ComponentFactory, task_id: str, inputs: dict[st
     operator.kfx_task = replace(planned, task_id=operator.task_id, kfp_path=operator.task_id)
     for producer in upstream:
         producer >> operator
+    if operator.has_dag():
+        _close_runs_with_the_dag(operator.dag)
     return operator
+
+
+def _close_runs_with_the_dag(dag: Any) -> None:
+    """The DAG run's MLflow run ends with the DAG run (DAG callbacks: no task to add)."""
+    from airflow_kfx.tracking.task import close_dag_run
+
+    for attribute in ("on_success_callback", "on_failure_callback"):
+        callbacks = getattr(dag, attribute) or []
+        callbacks = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
+        if close_dag_run not in callbacks:
+            setattr(dag, attribute, [*callbacks, close_dag_run])
+            # Computed once when the DAG was made; the scheduler reads it to send callbacks.
+            setattr(dag, f"has_{attribute}", True)
 
 
 def _bind(factory: ComponentFactory, name: str, value: Any) -> tuple[Binding, Any]:

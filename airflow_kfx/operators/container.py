@@ -175,12 +175,27 @@ class KfxContainerOperator(KubernetesPodOperator):
 
         container = self._container()
         tracker = TaskTracker.start(
-            context, self.kfx_pipeline, planned, self.kfx_settings, parameters,
+            context, self.kfx_pipeline, planned, self.kfx_settings, self._shown_inputs(context, component, parameters),
             tags={"kfx.component": planned.component, "kfx.image": container.image},
         )
         self.kfx_mlflow_run = tracker.ref
         self._execution = _Execution(parameters, artifacts, tracker)
         return self._execution
+
+    def _constant_inputs(self) -> frozenset[str]:
+        return frozenset(name for name, binding in self.kfx_task.inputs.items() if isinstance(binding, Literal))
+
+    def _shown_inputs(self, context: Any, component: Any, parameters: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The inputs as the component receives them (f-strings over other inputs
+        resolved), for MLflow; the raw values when they do not resolve, since the task
+        then fails in :meth:`prepare` with the reason."""
+        from airflow_kfx.runtime.invocation import input_values
+
+        try:
+            return input_values(self.kfx_pipeline, component, parameters, identity=run_identity(context, self.kfx_task),
+                                pipeline_root=self.pipeline_root(), constant_inputs=self._constant_inputs())
+        except TaskRuntimeError:
+            return parameters
 
     def _prepare_pod(self, context: Any, execution: _Execution) -> None:
         """Fill the placeholders and set what ``build_pod_request_obj`` reads."""
@@ -322,9 +337,7 @@ class KfxContainerOperator(KubernetesPodOperator):
             identity=identity,
             pipeline_root=self.pipeline_root(),
             symbolic=symbolic,
-            constant_inputs=frozenset(
-                name for name, binding in self.kfx_task.inputs.items() if isinstance(binding, Literal)
-            ),
+            constant_inputs=self._constant_inputs(),
         )
         self._invocation = invocation
         self._workspace_claim = None

@@ -260,6 +260,7 @@ class KfxRunBoundaryOperator(BaseOperator):
             self.log.info("MLflow run %s (experiment %s) at %s", parent.run_id, parent.experiment_id, parent.ui_url())
         elif parent is not None:
             self._record_not_run(tracking, parent, states)
+            tracking.close_loops(parent)
             tracking.finish(bool(failed))
         if failed:
             raise AirflowFailException(f"the pipeline failed: task(s) {', '.join(failed)} failed")

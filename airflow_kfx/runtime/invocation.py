@@ -19,6 +19,7 @@ from airflow_kfx.task_io import (
     ArtifactRef,
     ExecutorContext,
     local_path_for_uri,
+    parameter_values,
     resolve_command_line,
 )
 
@@ -149,7 +150,45 @@ def prepare_container(
         ]
         for name, spec in component.outputs.artifacts.items()
     }
-    context = ExecutorContext(
+    context = executor_context(
+        pipeline, component, parameters=parameters, artifacts=artifacts, identity=identity,
+        pipeline_root=pipeline_root, symbolic=symbolic, constant_inputs=constant_inputs,
+        output_parameters=output_files, output_artifacts=output_artifacts,
+        # In the task's own folder: KFP's dsl.get_uri() puts outputs beside this file.
+        output_file=f"{outputs_dir}/executor_output.json",
+    )
+    where = f"{identity.kfp_path} ({pipeline.source_file})"
+    return ContainerInvocation(
+        image=container.image,
+        command=resolve_command_line(container.command, context, where=where),
+        args=resolve_command_line(container.args, context, where=where),
+        env=dict(container.env),
+        resources=_resolve_resources(container.resources, context, where),
+        context=context,
+        task_root=root,
+        run_root=run_root(pipeline_root, identity),
+        output_parameter_files=output_files,
+        output_artifacts=output_artifacts,
+    )
+
+
+def executor_context(
+    pipeline: Pipeline,
+    component: Component,
+    *,
+    parameters: Mapping[str, Any],
+    identity: RunIdentity,
+    pipeline_root: str,
+    artifacts: Mapping[str, Sequence[ArtifactRef]] | None = None,
+    symbolic: frozenset[str] = frozenset(),
+    constant_inputs: frozenset[str] | None = None,
+    output_parameters: Mapping[str, str] | None = None,
+    output_artifacts: Mapping[str, Sequence[ArtifactRef]] | None = None,
+    output_file: str = "",
+) -> ExecutorContext:
+    """What the task's placeholders can refer to (outputs left empty when only the
+    input values are wanted, as for :func:`input_values`)."""
+    return ExecutorContext(
         input_parameters=dict(parameters),
         input_parameter_types={
             n: "STRING" if n in symbolic else s.type.value for n, s in component.inputs.parameters.items()
@@ -157,12 +196,11 @@ def prepare_container(
         input_parameter_defaults={
             n: s.default for n, s in component.inputs.parameters.items() if s.has_default
         },
-        input_artifacts=dict(artifacts),
+        input_artifacts=dict(artifacts or {}),
         constant_inputs=constant_inputs,
-        output_parameters=output_files,
-        output_artifacts=output_artifacts,
-        # In the task's own folder: KFP's dsl.get_uri() puts outputs beside this file.
-        output_file=f"{outputs_dir}/executor_output.json",
+        output_parameters=dict(output_parameters or {}),
+        output_artifacts=dict(output_artifacts or {}),
+        output_file=output_file,
         pipeline={
             "pipeline_job_name": identity.run_id,
             "pipeline_job_resource_name": (
@@ -179,19 +217,15 @@ def prepare_container(
             "workspace_path": WORKSPACE_MOUNT_PATH,
         },
     )
-    where = f"{identity.kfp_path} ({pipeline.source_file})"
-    return ContainerInvocation(
-        image=container.image,
-        command=resolve_command_line(container.command, context, where=where),
-        args=resolve_command_line(container.args, context, where=where),
-        env=dict(container.env),
-        resources=_resolve_resources(container.resources, context, where),
-        context=context,
-        task_root=root,
-        run_root=run_root(pipeline_root, identity),
-        output_parameter_files=output_files,
-        output_artifacts=output_artifacts,
-    )
+
+
+def input_values(pipeline: Pipeline, component: Component, parameters: Mapping[str, Any], *,
+                 identity: RunIdentity, pipeline_root: str, constant_inputs: frozenset[str] | None) -> dict[str, Any]:
+    """The input parameter values the component receives: defaults filled, f-string and
+    pipeline placeholders in constants resolved, values typed (what MLflow shows)."""
+    context = executor_context(pipeline, component, parameters=parameters, identity=identity,
+                               pipeline_root=pipeline_root, constant_inputs=constant_inputs)
+    return parameter_values(context)
 
 
 def _resolve_resources(resources: Resources, context: ExecutorContext, where: str) -> Resources:

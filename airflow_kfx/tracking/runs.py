@@ -124,15 +124,17 @@ class PipelineTracking:
 
     # -- nested runs -------------------------------------------------------------
     def nested(self, *, key: Mapping[str, str], name: str, parent: RunRef, tags: Mapping[str, str],
-               params: Mapping[str, Any] | None = None) -> RunRef | None:
-        """A nested run found by ``key`` tags under ``parent``, else created; ``tags`` refreshed."""
+               params: Mapping[str, Any] | None = None, reopen: bool = True) -> RunRef | None:
+        """A nested run found by ``key`` tags under ``parent``, else created; ``tags``
+        refreshed. ``reopen``: a found run is RUNNING again (a task's retry)."""
 
         def find_or_create() -> str:
             identity = {**self._identity(), **key}
             found = self._find(parent.experiment_id, identity)
             if found is not None:
                 run_id = str(found.info.run_id)
-                self.client.update_run(run_id, status="RUNNING")
+                if reopen:
+                    self.client.update_run(run_id, status="RUNNING")
             else:
                 all_tags = {**identity, "mlflow.parentRunId": parent.run_id}
                 run_id = str(self.client.create_run(parent.experiment_id, tags=all_tags, run_name=name).info.run_id)
@@ -145,7 +147,26 @@ class PipelineTracking:
         return RunRef(parent.tracking_uri, parent.experiment_id, run) if run else None
 
     def loop(self, loop_task_id: str, name: str, parent: RunRef) -> RunRef | None:
-        return self.nested(key={"kfx.kind": LOOP_KIND, "kfx.loop": loop_task_id}, name=name, parent=parent, tags={})
+        """A ParallelFor's run, the parent of its iterations' runs; each iteration finds
+        it and leaves its status alone (:meth:`close_loops` ends it)."""
+        return self.nested(key={"kfx.kind": LOOP_KIND, "kfx.loop": loop_task_id}, name=name, parent=parent,
+                           tags={}, reopen=False)
+
+    def close_loops(self, parent: RunRef) -> None:
+        """At the end of the DAG run: every loop run of it FAILED when one of its
+        iterations' runs failed, else FINISHED."""
+
+        def close() -> None:
+            identity = {**self._identity(), "kfx.kind": LOOP_KIND}
+            clauses = " AND ".join(f"tags.`{k}` = '{v}'" for k, v in identity.items())
+            for loop in self.client.search_runs([parent.experiment_id], filter_string=clauses, max_results=1000):
+                failed = self.client.search_runs(
+                    [parent.experiment_id], max_results=1,
+                    filter_string=f"tags.`mlflow.parentRunId` = '{loop.info.run_id}' AND attributes.status = 'FAILED'",
+                )
+                self.client.set_terminated(loop.info.run_id, "FAILED" if failed else "FINISHED")
+
+        self.session.call("close the loop runs", close)
 
 
 def log_params(client: Any, run_id: str, params: Mapping[str, Any]) -> None:

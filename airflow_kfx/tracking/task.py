@@ -10,27 +10,50 @@ from airflow_kfx.tracking.runs import TASK_KIND, PipelineTracking, RunRef, log_t
 from airflow_kfx.tracking.session import TrackingSession, tracking_enabled
 
 
-def pipeline_tracking(context: Mapping[str, Any], pipeline: Any, settings: Any) -> PipelineTracking | None:
+def dag_is_pipeline(context: Mapping[str, Any]) -> bool:
+    """A hand-written DAG of components: the DAG itself is what KFP calls the pipeline
+    (one experiment, one parent run per DAG run, the DAG's params), not each component."""
+    return bool(getattr(context.get("task"), "kfx_dag_is_pipeline", False))
+
+
+def pipeline_tracking(context: Mapping[str, Any], pipeline: Any, settings: Any,
+                      *, whole_dag: bool | None = None) -> PipelineTracking | None:
     """The DAG run's tracking, or None when ``[kfx] tracking`` is off."""
     if not tracking_enabled():
         return None
-    ti = context["ti"]
-    dag_run = context.get("dag_run")
+    dag_run = context["dag_run"]
     conf = dict(getattr(dag_run, "conf", None) or {})
-    experiment = settings.experiment or conf.get("experiment")
+    experiment = (settings.experiment if settings else None) or conf.get("experiment")
+    whole_dag = dag_is_pipeline(context) if whole_dag is None else whole_dag
     return PipelineTracking(
         TrackingSession(),
-        pipeline_name=pipeline.name,
-        digest=pipeline.digest,
-        dag_id=ti.dag_id,
-        run_id=ti.run_id,
+        pipeline_name=dag_run.dag_id if whole_dag else pipeline.name,
+        digest="" if whole_dag else pipeline.digest,
+        dag_id=dag_run.dag_id,
+        run_id=dag_run.run_id,
         experiment=str(experiment) if experiment else None,
     )
 
 
 def pipeline_params(context: Mapping[str, Any], pipeline: Any) -> dict[str, Any]:
+    from airflow_kfx.config import CACHE_PARAM
+
     params = context.get("params") or {}
+    if dag_is_pipeline(context):
+        return {name: value for name, value in params.items() if name != CACHE_PARAM}
     return {name: params[name] for name in pipeline.root.inputs.parameters if name in params}
+
+
+def close_dag_run(context: Mapping[str, Any]) -> None:
+    """A DAG callback (success and failure) of hand-written DAGs of components: closes
+    the DAG run's MLflow run, as ``kfx-run-end`` does for pipeline DAGs."""
+    tracking = pipeline_tracking(context, None, None, whole_dag=True)
+    if tracking is None:
+        return
+    parent = tracking.parent()
+    if parent is not None:
+        tracking.close_loops(parent)
+        tracking.finish(str(getattr(context["dag_run"], "state", "")) == "failed")
 
 
 def _log_outputs(client: Any, run_id: str, outputs: Mapping[str, Any], pipeline_root: str) -> None:
