@@ -7,7 +7,7 @@ VENV := .venv
 KFP_VENV := .venv-kfp
 UV := $(VENV)/bin/uv
 
-.PHONY: setup system-deps lint test test-fast demo conformance compile-fixtures bench clean
+.PHONY: setup system-deps lint test test-fast demo airflow conformance compile-fixtures bench clean
 
 setup: $(VENV)/.installed $(KFP_VENV)/.installed
 
@@ -46,6 +46,29 @@ demo: setup
 	$(VENV)/bin/kfx validate dags/
 	$(VENV)/bin/kfx run dags/pipelines/training.yaml --json build/training-summary.json
 	$(VENV)/bin/kfx render dags/pipelines/training.yaml -o build/pods
+
+# Airflow's UI with the repo's DAGs (local runtime) and MLflow's, until Ctrl-C:
+# Airflow at http://127.0.0.1:8080 (every visitor is admin: a development set-up),
+# MLflow at http://127.0.0.1:5000. State under .kfx/standalone and mlflow.db.
+AIRFLOW_PORT ?= 8080
+MLFLOW_PORT ?= 5000
+airflow: setup
+	@mkdir -p .kfx/standalone
+	trap 'kill 0' EXIT INT TERM; \
+	$(VENV)/bin/mlflow server --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(MLFLOW_PORT) \
+	  > .kfx/standalone/mlflow.log 2>&1 & \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
+	AIRFLOW_HOME="$(CURDIR)/.kfx/standalone" \
+	AIRFLOW__CORE__DAGS_FOLDER="$(CURDIR)/dags" \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True \
+	AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
+	AIRFLOW__API__BASE_URL=http://127.0.0.1:$(AIRFLOW_PORT) \
+	AIRFLOW__KFX__RUNTIME=local \
+	AIRFLOW__KFX__PIPELINE_ROOT="$(CURDIR)/.kfx/standalone/artifacts" \
+	AIRFLOW__KFX__MLFLOW_UI_URL=http://127.0.0.1:$(MLFLOW_PORT) \
+	MLFLOW_TRACKING_URI=http://127.0.0.1:$(MLFLOW_PORT) \
+	$(VENV)/bin/airflow standalone
 
 # The whole KFP backend conformance table (~30 min; CI runs a subset within `make test`).
 conformance: setup

@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def validate_command(paths: Sequence[str]) -> int:
-    from airflow_kfx.loading import pipeline_files
+    from airflow_kfx.loading import file_dag_id, pipeline_files
 
     problems = 0
     checked = 0
@@ -60,18 +60,25 @@ def validate_command(paths: Sequence[str]) -> int:
             print(f"{given}: no such file or folder", file=sys.stderr)
             problems += 1
             continue
+        owners: dict[str, Path] = {}  # DAG id → the file that has it (as load_pipelines assigns them)
         for path in pipeline_files(given):
             checked += 1
-            error = _check_one(path)
+            error, dag_id = _check_one(path)
             if error:
                 problems += 1
                 print(error, file=sys.stderr)
+            elif dag_id in owners:
+                renamed = file_dag_id(str(path.relative_to(given)) if Path(given).is_dir() else path.name)
+                print(f"{path}: warning: its DAG id '{dag_id}' is {owners[dag_id]}'s; in a DAG folder it "
+                      f"becomes DAG '{renamed}' (set dag_id in kfx.yaml to choose)")
+            elif dag_id:
+                owners[dag_id] = path
     print(f"checked {checked} file(s): {problems} problem(s)")
     return 1 if problems else 0
 
 
-def _check_one(path: Path) -> str | None:
-    """One line describing the file's problem, or None."""
+def _check_one(path: Path) -> tuple[str | None, str | None]:
+    """One line describing the file's problem (or None), and the DAG id it makes."""
     from airflow_kfx.dag_builder import build_dag
     from airflow_kfx.exceptions import UnsupportedFeatureError
     from airflow_kfx.spec.loader import ARCHIVE_SUFFIXES, load_pipeline_file
@@ -85,15 +92,16 @@ def _check_one(path: Path) -> str | None:
             from airflow_kfx.components import load_component_from_file
 
             load_component_from_file(path)  # a KFP v1 component.yaml (YAML or JSON): validated as one
-            return None
+            return None, None
         # Airflow's own checks too (trigger rules, setup/teardown, params), as a DAG
         # processor would run them.
-        build_dag(pipeline).validate()
+        dag = build_dag(pipeline)
+        dag.validate()
     except KfxError as err:
-        return str(err)
+        return str(err), None
     except Exception as err:  # a bug in airflow-kfx: still one line, never a traceback
-        return f"{path}: internal error ({type(err).__name__}: {err}); please report it"
-    return None
+        return f"{path}: internal error ({type(err).__name__}: {err}); please report it", None
+    return None, dag.dag_id
 
 
 def render_command(path: str, raw_params: Sequence[str], output: str) -> int:

@@ -48,6 +48,8 @@ class LoadReport:
 
     dags: dict[str, Any] = field(default_factory=dict)
     errors: dict[str, KfxError] = field(default_factory=dict)
+    # Files whose pipeline name another file already had: path → the DAG id it got instead.
+    renamed: dict[str, str] = field(default_factory=dict)
 
 
 def pipeline_files(folder: str | os.PathLike[str]) -> list[Path]:
@@ -89,9 +91,11 @@ def load_pipelines(
             file_settings = base.merged(folder_settings.get(key, KfxSettings()))
             dag = load_pipeline(path, settings=file_settings, **dag_kwargs)
             if dag.dag_id in report.dags:  # two files compiled from one pipeline name
-                stem = re.sub(r"\.(ya?ml|json|zip|tar\.gz|tgz)$", "", key)
-                unique_id = re.sub(r"[^A-Za-z0-9_.]", "_", stem)
-                dag = load_pipeline(path, dag_id=unique_id, settings=file_settings, **dag_kwargs)
+                taken = dag.dag_id
+                dag = load_pipeline(path, dag_id=file_dag_id(key), settings=file_settings, **dag_kwargs)
+                report.renamed[str(path)] = dag.dag_id
+                log.warning("airflow-kfx: %s: DAG id '%s' is taken by another file of this folder; this "
+                            "pipeline is DAG '%s' (set dag_id in kfx.yaml to choose)", path, taken, dag.dag_id)
         except KfxError as err:
             log.error("airflow-kfx: %s", err)
             report.errors[str(path)] = err
@@ -105,6 +109,12 @@ def load_pipelines(
     if namespace is not None:
         namespace.update(report.dags)
     return report
+
+
+def file_dag_id(relative_path: str) -> str:
+    """The DAG id a pipeline gets from its file name when its own name is taken."""
+    stem = re.sub(r"\.(ya?ml|json|zip|tar\.gz|tgz)$", "", relative_path)
+    return re.sub(r"[^A-Za-z0-9_.]", "_", stem)
 
 
 def _folder_settings(folder: Path) -> dict[str, KfxSettings]:

@@ -113,7 +113,10 @@ def run(request: RunRequest, out: TextIO | None = None) -> int:
         console.print(f"[red]kfx: the run could not start: {type(err).__name__}: {err}[/red] (log: {log_path})")
         return 1
     summary = collect_summary(plan, dag.dag_id, dag_run.run_id, str(dag_run.state), conf)
-    _print_summary(console, summary, time.perf_counter() - started)
+    from airflow_kfx.config import KfxSettings
+    from airflow_kfx.operators.container import default_pipeline_root
+
+    _print_summary(console, summary, time.perf_counter() - started, default_pipeline_root(pipeline, KfxSettings()))
     if request.json_file:
         target = Path(request.json_file)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -229,10 +232,18 @@ class _captured_output:
             os.close(fd)
 
 
-def _print_summary(console: Any, summary: Mapping[str, Any], seconds: float) -> None:
+def _shown_uri(uri: Any, root: str) -> Any:
+    """An artifact URI under the pipeline root as the part below it (the table says the root)."""
+    if not isinstance(uri, str):
+        return uri
+    prefix = root.rstrip("/") + "/"
+    return uri[len(prefix):] if uri.startswith(prefix) else uri
+
+
+def _print_summary(console: Any, summary: Mapping[str, Any], seconds: float, root: str) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{summary['pipeline']} — run {summary['run_id']}")
+    table = Table(title=f"{summary['pipeline']} — run {summary['run_id']}", caption=f"artifacts under {root}")
     table.add_column("task")
     table.add_column("state")
     table.add_column("cache")
@@ -243,8 +254,10 @@ def _print_summary(console: Any, summary: Mapping[str, Any], seconds: float) -> 
             label = f"{name} [{index}]" if "iterations" in task else name
             cache = "hit" if instance.get("cache_hit") else ""
             outputs = instance.get("outputs", {})
-            shown = {**outputs.get("parameters", {}), **{k: v.get("uri") if isinstance(v, Mapping) else v for k, v in outputs.get("artifacts", {}).items()}}
-            text = ", ".join(f"{k}={json.dumps(v, default=str)[:60]}" for k, v in shown.items())
+            values = [f"{k}={json.dumps(v, default=str)[:60]}" for k, v in outputs.get("parameters", {}).items()]
+            uris = [f"{k}={_shown_uri(v.get('uri') if isinstance(v, Mapping) else v, root)}"
+                    for k, v in outputs.get("artifacts", {}).items()]
+            text = ", ".join(values + uris)
             color = {"success": "green", "failed": "red", "upstream_failed": "red", "skipped": "yellow"}.get(instance["state"], "")
             table.add_row(label, f"[{color}]{instance['state']}[/{color}]" if color else instance["state"], cache, text)
     console.print(table)

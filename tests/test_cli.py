@@ -176,3 +176,29 @@ def test_kfx_run_refuses_a_p_value_as_a_run_refuses_it(fixture: str, raw: list[s
     code, output, summary = kfx_run(tmp_path, str(FIXTURES.parent / fixture), *(a for p in raw for a in ("-p", p)))
     assert code == 1 and summary is None
     assert message in output and "Traceback" not in output
+
+
+def test_two_files_of_one_pipeline_name_are_a_warning_naming_the_dag_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not silent: validate and the DAG folder both say which DAG id each file got."""
+    import shutil
+
+    from airflow_kfx.loading import load_pipelines
+
+    (tmp_path / "team-a").mkdir()
+    shutil.copy(FIXTURES / "loops.yaml", tmp_path / "loops.yaml")
+    shutil.copy(FIXTURES / "loops.yaml", tmp_path / "team-a" / "loops.yaml")
+    result = kfx("validate", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert (f"{tmp_path}/team-a/loops.yaml: warning: its DAG id 'loops' is {tmp_path}/loops.yaml's; "
+            "in a DAG folder it becomes DAG 'team_a_loops'") in result.stdout
+    from airflow_kfx import loading
+
+    warnings: list[str] = []
+    monkeypatch.setattr(loading.log, "warning", lambda message, *args: warnings.append(message % args))
+    report = load_pipelines(tmp_path)
+    assert set(report.dags) == {"loops", "team_a_loops"}
+    assert report.renamed == {str(tmp_path / "team-a" / "loops.yaml"): "team_a_loops"}
+    assert len(warnings) == 1 and "DAG id 'loops' is taken by another file" in warnings[0], warnings
+    assert "this pipeline is DAG 'team_a_loops'" in warnings[0]

@@ -109,3 +109,9 @@ def test_the_readme_main_job_runs_the_training_example(kfx_home: Path) -> None:
     assert evaluate["parameters"]["Output"] == pytest.approx(136 / 143)
     metrics = [a for a in evaluate["artifacts"].values() if "accuracy" in a["metadata"]]
     assert metrics and metrics[0]["metadata"]["test_rows"] == 143
+    # the table shows artifacts below the root it names, whole (not cut in the middle)
+    root = kfx_home / "artifacts"
+    assert f"artifacts under {root}" in " ".join(output.split())
+    model_uri = summary["tasks"]["train-model"]["outputs"]["artifacts"]["model"]["uri"]
+    assert model_uri.startswith(f"{root}/")
+    assert f"model={model_uri.removeprefix(f'{root}/')}" in output.replace("\n", "").replace(" ", "").replace("│", "")

@@ -56,6 +56,8 @@ def test_pipeline_run_and_nested_task_runs(tracked: MlflowServer, dags_folder: P
     assert run.state == "success"
     parent, nested = runs_of(tracked.client(), "constants-and-outputs", run)
     assert parent.info.run_name == run.run_id
+    experiment = tracked.client().get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # MLflow opens the runs table
     assert parent.info.status == "FINISHED"
     tags = parent.data.tags
     assert tags["kfx.dag_id"] == "constants_and_outputs" and tags["kfx.pipeline"] == "constants-and-outputs"
@@ -216,6 +218,8 @@ def test_params_show_inputs_as_the_component_received_them(tracked: MlflowServer
     _, nested = runs_of(tracked.client(), "flip-coin", run)
     messages = {r.data.params["msg"]: r for r in by_task(nested).values() if "msg" in r.data.params}
     assert "heads and 6 > 4" in messages, sorted(messages)
+    parent, _ = runs_of(tracked.client(), "flip-coin", run)
+    assert parent.data.params["output.Output"] == "heads: 6"  # the pipeline's own output
     assert not [m for m in messages if "{{" in m], sorted(messages)
     for message, task_run in messages.items():
         assert task_run.data.params["output.Output"] == message  # print_msg returns what it got

@@ -260,6 +260,7 @@ class KfxRunBoundaryOperator(BaseOperator):
             self.log.info("MLflow run %s (experiment %s) at %s", parent.run_id, parent.experiment_id, parent.ui_url())
         elif parent is not None:
             self._record_not_run(tracking, parent, states)
+            self._record_outputs(context, tracking, parent)
             tracking.close_loops(parent)
             tracking.finish(bool(failed))
         if failed:
@@ -288,6 +289,26 @@ class KfxRunBoundaryOperator(BaseOperator):
         task_ids = [task_id for task_id in self.dag.task_ids if task_id != self.task_id]
         result = ti.get_task_states(dag_id=ti.dag_id, task_ids=task_ids, run_ids=[ti.run_id])
         return {k: str(v) for k, v in (result.get(ti.run_id) or {}).items()}
+
+    def _record_outputs(self, context: Any, tracking: Any, parent: Any) -> None:
+        """The pipeline's own outputs (what KFP's run page lists) on the parent run,
+        logged as a task's are: ``output.<name>`` params, metrics, artifact URIs."""
+        from airflow_kfx.operators.container import default_pipeline_root
+        from airflow_kfx.operators.context import AirflowFetcher
+        from airflow_kfx.tracking.task import log_outputs
+
+        resolver = Resolver(AirflowFetcher(context), ())
+        outputs: dict[str, dict[str, Any]] = {"parameters": {}, "artifacts": {}}
+        for name, binding in self.kfx_plan.outputs.items():
+            try:
+                value = resolver.resolve(binding)
+            except Missing:  # its producer did not run
+                continue
+            is_artifact = self.kfx_pipeline.root.dag.outputs[name].is_artifact  # type: ignore[union-attr]
+            outputs["artifacts" if is_artifact else "parameters"][name] = value
+        if outputs["parameters"] or outputs["artifacts"]:
+            root = default_pipeline_root(self.kfx_pipeline, self.kfx_settings)
+            tracking.session.call("log the pipeline's outputs", log_outputs, tracking.client, parent.run_id, outputs, root)
 
     def _record_not_run(self, tracking: Any, parent: Any, states: dict[str, str]) -> None:
         """Skipped and upstream-failed tasks never started a run: show them, KILLED."""

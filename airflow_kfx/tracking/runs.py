@@ -48,6 +48,9 @@ class RunRef:
         return {"tracking_uri": self.tracking_uri, "experiment_id": self.experiment_id, "run_id": self.run_id}
 
 
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+
+
 class PipelineTracking:
     """The MLflow side of one Airflow DAG run."""
 
@@ -76,7 +79,9 @@ class PipelineTracking:
         if found is not None:
             return str(found.experiment_id)
         try:
-            return str(self.client.create_experiment(self.experiment_name))
+            # MLflow 3's UI opens an experiment without this tag in its GenAI (traces) view;
+            # KFP experiments are model training: open the classic runs table.
+            return str(self.client.create_experiment(self.experiment_name, tags={EXPERIMENT_KIND: MODEL_TRAINING}))
         except Exception:  # noqa: BLE001 - created meanwhile by another task
             found = self.client.get_experiment_by_name(self.experiment_name)
             if found is None:

@@ -56,7 +56,7 @@ def close_dag_run(context: Mapping[str, Any]) -> None:
         tracking.finish(str(getattr(context["dag_run"], "state", "")) == "failed")
 
 
-def _log_outputs(client: Any, run_id: str, outputs: Mapping[str, Any], pipeline_root: str) -> None:
+def log_outputs(client: Any, run_id: str, outputs: Mapping[str, Any], pipeline_root: str) -> None:
     from airflow_kfx.confine import confined
     from airflow_kfx.runtime.storage import read_bytes, read_text
     from airflow_kfx.tracking.outputs import log_task_outputs
@@ -118,5 +118,5 @@ class TaskTracker:
         if tags:
             session.call("tag the task run", log_tags, session.client, run_id, tags)
         if outputs:
-            session.call("log the task's outputs", _log_outputs, session.client, run_id, outputs, pipeline_root)
+            session.call("log the task's outputs", log_outputs, session.client, run_id, outputs, pipeline_root)
         session.call("close the task run", session.client.set_terminated, run_id, "FAILED" if failed else "FINISHED")
