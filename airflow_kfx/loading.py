@@ -14,12 +14,15 @@ from typing import Any
 
 from airflow_kfx.config import KfxSettings
 from airflow_kfx.exceptions import KfxError, SpecError
+from airflow_kfx.folder_index import lookup as indexed_file
+from airflow_kfx.folder_index import record as record_index
 from airflow_kfx.spec.loader import ARCHIVE_SUFFIXES, PIPELINE_SUFFIXES, load_pipeline_file
 from airflow_kfx.spec.source import Node, decode_text, load_documents, root_node
 
 log = logging.getLogger("airflow_kfx")
 
 SETTINGS_FILE = "kfx.yaml"
+ERROR_DAG_PREFIX = "kfx_error__"
 
 
 def load_pipeline(
@@ -50,6 +53,7 @@ class LoadReport:
     errors: dict[str, KfxError] = field(default_factory=dict)
     # Files whose pipeline name another file already had: path → the DAG id it got instead.
     renamed: dict[str, str] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)  # DAG id → its pipeline file
 
 
 def pipeline_files(folder: str | os.PathLike[str]) -> list[Path]:
@@ -83,13 +87,14 @@ def load_pipelines(
     if isinstance(settings, Mapping):
         settings = KfxSettings.from_mapping(settings)
     base = settings or KfxSettings()
-    report = LoadReport()
     folder_settings = _folder_settings(Path(folder))
-    for path in pipeline_files(folder):
+
+    def load_one(report: LoadReport, path: Path, renamed: bool) -> None:
         key = str(path.relative_to(folder)) if Path(folder).is_dir() else path.name
         try:
             file_settings = base.merged(folder_settings.get(key, KfxSettings()))
-            dag = load_pipeline(path, settings=file_settings, **dag_kwargs)
+            dag = load_pipeline(path, dag_id=file_dag_id(key) if renamed else None,
+                                settings=file_settings, **dag_kwargs)
             if dag.dag_id in report.dags:  # two files compiled from one pipeline name
                 taken = dag.dag_id
                 dag = load_pipeline(path, dag_id=file_dag_id(key), settings=file_settings, **dag_kwargs)
@@ -106,9 +111,36 @@ def load_pipelines(
             report.errors[str(path)] = wrapped
             dag = _error_dag(path, wrapped)
         report.dags[dag.dag_id] = dag
+        report.files[dag.dag_id] = path
+
+    report = LoadReport()
+    wanted = _dag_being_run()
+    entry = indexed_file(folder, wanted) if wanted else None
+    if entry is not None:  # a task's process: parse only the pipeline of its DAG
+        load_one(report, entry.path, entry.renamed)
+        if set(report.dags) != {wanted}:  # the index was stale: parse everything
+            report = LoadReport()
+            entry = None
+    if entry is None:
+        for path in pipeline_files(folder):
+            load_one(report, path, renamed=False)
+        if wanted is None:
+            renamed = set(report.renamed.values())
+            record_index(folder, {
+                dag_id: (path, dag_id in renamed) for dag_id, path in report.files.items()
+                if not dag_id.startswith(ERROR_DAG_PREFIX)
+            })
     if namespace is not None:
         namespace.update(report.dags)
     return report
+
+
+def _dag_being_run() -> str | None:
+    """The DAG whose task this process runs (Airflow's parsing context), else None (the
+    DAG processor parsing the whole file)."""
+    from airflow.sdk import get_parsing_context
+
+    return get_parsing_context().dag_id
 
 
 def file_dag_id(relative_path: str) -> str:
@@ -176,7 +208,7 @@ def _error_dag(path: Path, error: KfxError) -> Any:
 
     from airflow_kfx.operators.control import KfxBrokenPipelineOperator
 
-    dag_id = "kfx_error__" + re.sub(r"[^A-Za-z0-9_.]", "_", path.name)
+    dag_id = ERROR_DAG_PREFIX + re.sub(r"[^A-Za-z0-9_.]", "_", path.name)
     dag = DAG(
         dag_id=dag_id,
         schedule=None,

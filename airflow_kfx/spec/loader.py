@@ -252,7 +252,7 @@ def _cache_path(digest: str, file: str) -> Path:
     return cache_dir() / f"{key}.json"
 
 
-def _private_cache_dir() -> Path | None:
+def private_cache_dir() -> Path | None:
     """The cache folder, created private; None when it is not ours alone (then no caching:
     an entry decides what a DAG's pods run, so nobody else may be able to write one)."""
     folder = cache_dir()
@@ -278,7 +278,7 @@ def _warn_shared(folder: Path) -> None:
 def _cache_get(digest: str, file: str) -> Pipeline | None:
     from airflow_kfx.spec.codec import CodecError, loads
 
-    if _private_cache_dir() is None:
+    if private_cache_dir() is None:
         return None
     try:
         pipeline = loads(_cache_path(digest, file).read_bytes())
@@ -290,7 +290,7 @@ def _cache_get(digest: str, file: str) -> Pipeline | None:
 def _cache_put(digest: str, file: str, pipeline: Pipeline) -> None:
     from airflow_kfx.spec.codec import CodecError, dumps
 
-    folder = _private_cache_dir()
+    folder = private_cache_dir()
     if folder is None:
         return
     try:
