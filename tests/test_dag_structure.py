@@ -16,7 +16,7 @@ import pytest
 from airflow.sdk.exceptions import ParamValidationError
 
 from airflow_kfx import load_pipeline
-from tests.support import CORPUS, FIXTURES, VALID
+from tests.support import CORPUS, FIXTURES, REPO, VALID
 
 try:
     from airflow_kfx.config import CACHE_PARAM
@@ -704,3 +704,14 @@ def test_a_schedule_refused_by_airflow_does_not_hide_other_pipelines(tmp_path: P
 
 def test_corpus_is_available() -> None:
     assert Path(CORPUS).is_dir(), f"KFP corpus not found at {CORPUS}"
+
+
+def test_trigger_form_fields_carry_the_pipelines_own_descriptions() -> None:
+    """KFP puts the pipeline docstring's ``Args:`` into the compiled YAML; the trigger form
+    shows them, and a dict parameter is a JSON-object field with its default."""
+    dag = load_pipeline(REPO / "dags" / "pipelines" / "training.yaml")
+    assert dag.params.get_param("n_estimators").description == "Number of boosting stages."
+    assert dag.params.get_param("test_size").description == "Share of the rows held out for evaluation (0 to 1)."
+    options = dag.params.get_param("model_options")
+    assert options.schema["type"] == "object"
+    assert options.value == {"learning_rate": 0.1, "max_depth": 3}
