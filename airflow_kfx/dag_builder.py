@@ -108,6 +108,10 @@ def _populate(dag: Any, plan: Plan, settings: KfxSettings) -> None:
             "dag": dag,
             "tooltip": planned_group.tooltip,
         }
+        if planned_group.tooltip and planned_group.tooltip != planned_group.name:
+            # KFP's name for it (an ExitHandler's name=, a sub-pipeline's display name)
+            # in the grid and graph, where Airflow shows the group id otherwise.
+            common["group_display_name"] = planned_group.tooltip
         if planned_group.iterations_task:
             expand = DictOfListsExpandInput({"iteration": XComArg(operators[planned_group.iterations_task])})
             group = MappedTaskGroup(expand_input=expand, **common)

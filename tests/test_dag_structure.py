@@ -460,6 +460,8 @@ def test_exit_handler_leaves_and_group_names() -> None:
     assert group_leaves(failing, "exit-handler-1") == {"exit-handler-1.after-fail"}
     assert upstream(failing, "exit-handler-1.fail") == {"exit-handler-1.before"}
     assert failing.task_group_dict["exit-handler-1"].tooltip == "body"
+    assert failing.task_group_dict["exit-handler-1"].label == "body"  # dsl.ExitHandler(name="body") in the grid
+    assert dag_of("conditions").task_group_dict["condition-3.condition-4"].label == "big-and-fast"
     # the exit task sees the group's final status: all of its Airflow tasks
     from airflow_kfx.plan import FinalStatus
 
