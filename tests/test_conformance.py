@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from tests.conformance import BY_ID, CASES, DEFERRABLE_CI_SUBSET, Artifact, Case
+from tests.conformance import BY_ID, CASES, DEFERRABLE_CI_SUBSET, KUBERNETES_CI_SUBSET, Artifact, Case
 from tests.kube.fixtures import KubeDouble, kube_double
 from tests.support import CORPUS
 
@@ -261,7 +261,8 @@ def _param(case: Case, runtime: str) -> Any:
     marks = []
     if case.bug:
         marks.append(pytest.mark.xfail(strict=True, reason=case.bug))
-    if not case.ci or (runtime == "kubernetes-deferrable" and case.id not in DEFERRABLE_CI_SUBSET):
+    subset = {"kubernetes": KUBERNETES_CI_SUBSET, "kubernetes-deferrable": DEFERRABLE_CI_SUBSET}.get(runtime)
+    if not case.ci or (subset is not None and case.id not in subset):
         # deselected by default (pyproject addopts), not skipped: `make conformance` runs them
         marks.append(pytest.mark.conformance_full)
     return pytest.param(case.on(runtime), runtime, id=f"{case.id}-{runtime}", marks=marks)

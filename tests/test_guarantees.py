@@ -82,7 +82,7 @@ def test_tracking_reads_no_ui_metadata_source_outside_the_root(tmp_path: Path, s
     the pipeline root: the file is not read, nothing of it is logged."""
     from mlflow.tracking import MlflowClient
 
-    from airflow_kfx.tracking.task import _log_outputs
+    from airflow_kfx.tracking.task import log_outputs
 
     root = tmp_path / "root"
     ui = root / "dag" / "run" / "task" / "0" / "mlpipeline_ui_metadata"
@@ -93,7 +93,7 @@ def test_tracking_reads_no_ui_metadata_source_outside_the_root(tmp_path: Path, s
     outputs = {"artifacts": {"mlpipeline_ui_metadata": [
         {"name": "mlpipeline_ui_metadata", "uri": str(ui), "schemaTitle": "system.Artifact", "metadata": {}}
     ]}}
-    _log_outputs(client, run_id, outputs, str(root))
+    log_outputs(client, run_id, outputs, str(root))
     assert SECRET not in mlflow_texts(f"sqlite:///{tmp_path}/mlflow.db", "ui")
 
 

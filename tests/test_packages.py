@@ -107,11 +107,26 @@ def test_not_an_archive_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def _corrupt_deflate_tar(path: Path) -> Path:
-    """The fuzz case that found it: deflate data pointing "too far back" (a zlib.error)."""
-    from tests.fuzz import make_case
+    """Deflate data that zlib refuses mid-stream, after the tar headers were read (what the
+    fuzzer found: "invalid distance too far back" escaping from gzip's seek): the last byte
+    flip of a fixed archive that makes zlib fail."""
+    import gzip
+    import zlib
 
-    path.write_bytes(make_case("archive", 20240611, 5).data)
-    return path
+    data = make_tar(path, {"p.yaml": PIPELINE}).read_bytes()
+    raw = gzip.decompress(data)
+    fixed = gzip.compress(raw, mtime=0)
+    for offset in range(len(fixed) - 9, 10, -1):
+        damaged = bytearray(fixed)
+        damaged[offset] ^= 0x55
+        try:
+            gzip.decompress(bytes(damaged))
+        except zlib.error:
+            path.write_bytes(bytes(damaged))
+            return path
+        except (OSError, EOFError):
+            continue
+    raise AssertionError("no flip made zlib fail")
 
 
 def _unknown_compression_zip(path: Path) -> Path:
