@@ -116,7 +116,8 @@ def test_two_runs_and_twenty_iterations_at_once_never_mix(kube: KubeDouble, tmp_
         second = stack.trigger("fan_out", {"tag": "b", "offset": 1000})
         assert stack.wait_for_run("fan_out", first, timeout=600) == "success", stack.logs()
         assert stack.wait_for_run("fan_out", second, timeout=600) == "success", stack.logs()
-        again = stack.trigger("fan_out", {"tag": "b", "offset": 1000})
+        # Four of run b's iterations again: each must be a hit on run b's own entry.
+        again = stack.trigger("fan_out", {"tag": "b", "offset": 1000, "items": [3, 7, 11, 15]})
         assert stack.wait_for_run("fan_out", again, timeout=600) == "success", stack.logs()
 
         def output(run_id: str) -> int:
@@ -133,8 +134,8 @@ def test_two_runs_and_twenty_iterations_at_once_never_mix(kube: KubeDouble, tmp_
             )
             return [row[0].get("cache_hit") for row in rows]
 
-        assert (output(first), output(second), output(again)) == (190, 20190, 20190)
-        assert cache_hits(first) == [False] * 20 and cache_hits(again) == [True] * 20
+        assert (output(first), output(second), output(again)) == (190, 20190, 1003 + 1007 + 1011 + 1015)
+        assert cache_hits(first) == [False] * 20 and cache_hits(again) == [True] * 4
         overlapping = stack.query(
             "select count(*) from task_instance a join task_instance b on a.dag_id = b.dag_id and a.run_id < b.run_id"
             " where a.task_id = 'for-loop-1.write-item' and b.task_id = 'for-loop-1.write-item'"

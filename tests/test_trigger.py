@@ -1,8 +1,11 @@
-"""Trigger values through Airflow as deployed (api-server, scheduler, LocalExecutor,
-PostgreSQL): the REST API (what the trigger form calls) and the ``airflow`` CLI refuse a
-wrong-typed or missing value when the run is triggered; an unknown parameter (which a
-JSON schema of the params cannot refuse) fails the run in ``kfx-run-start`` before any
-task starts."""
+"""Airflow as deployed (api-server, scheduler, LocalExecutor, PostgreSQL) meeting bad
+trigger values and a locked metadata database.
+
+The REST API (what the trigger form calls) and the ``airflow`` CLI refuse a wrong-typed or
+missing value when the run is triggered; an unknown parameter (which a JSON schema of the
+params cannot refuse) fails the run in ``kfx-run-start`` before any task starts. A
+metadata database locked for a while in the middle of a task stalls the run, and it then
+finishes with its outputs: nothing is lost or run twice."""
 
 from __future__ import annotations
 
@@ -21,13 +24,16 @@ DAG_ID = "typed_params"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
     home = tmp_path_factory.mktemp("trigger")
-    loader = f"from airflow_kfx import load_pipeline\ndag = load_pipeline({str(FIXTURES / 'typed_params.yaml')!r})\n"
+    loaders = {
+        f"{name}.py": f"from airflow_kfx import load_pipeline\ndag = load_pipeline({str(FIXTURES / f'{name}.yaml')!r})\n"
+        for name in ("typed_params", "long_task")
+    }
     env = {
         "AIRFLOW__KFX__RUNTIME": "local",
         "AIRFLOW__KFX__PIPELINE_ROOT": str(home / "artifacts"),
         "AIRFLOW__KFX__TRACKING": "false",
     }
-    with airflow_stack(home / "airflow", dags={"typed_params.py": loader}, env=env) as running:
+    with airflow_stack(home / "airflow", dags=loaders, env=env) as running:
         running.wait_for_dag(DAG_ID)
         running.wait_for_api()
         yield running
@@ -70,3 +76,31 @@ def test_an_unknown_parameter_fails_the_run_before_any_task_starts(stack: Airflo
     assert set(states.values()) <= {"upstream_failed", "skipped"}, states
     log = stack.rest("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/kfx-run-start/logs/1")[1]
     assert "cuont: the pipeline has no such parameter" in str(log), log
+
+
+def test_a_briefly_locked_metadata_database_stalls_the_run_and_loses_nothing(stack: AirflowStack) -> None:
+    """While 'wait' runs, another session holds an exclusive lock on the task_instance
+    table for 15 s (a migration, a long admin query): Airflow's heartbeats and state
+    updates wait; afterwards the run succeeds, 'wait' ran once (try 1) and 'report' got
+    its output."""
+    import contextlib
+    import time
+
+    import psycopg2
+
+    run_id = stack.trigger("long_task", {"seconds": 12})
+    stack.wait_for(lambda: stack.task_instances("long_task", run_id).get(("wait", -1), {}).get("state") == "running",
+                   "'wait' running")
+    with contextlib.closing(psycopg2.connect(host="127.0.0.1", user="postgres", dbname=stack.database)) as db:
+        with db.cursor() as cursor:
+            cursor.execute("begin; lock table task_instance in access exclusive mode")
+            time.sleep(15)
+            cursor.execute("commit")
+    assert stack.wait_for_run("long_task", run_id, timeout=300) == "success", stack.logs()
+    instances = stack.task_instances("long_task", run_id)
+    assert instances[("wait", -1)]["try_number"] == 1, instances
+    report = stack.query(
+        "select value from xcom where dag_id = 'long_task' and run_id = %s and task_id = 'report' and key = 'return_value'",
+        run_id,
+    )
+    assert report[0][0]["parameters"] == {"Output": "report: waited 12 s"}
