@@ -80,6 +80,19 @@ def log_text(api: Any, pod_name: str, namespace: str = "default", **options: Any
     return api.read_namespaced_pod_log(pod_name, namespace, _preload_content=False, **options).data.decode()
 
 
+def pod_gone(api: Any, pod_name: str, namespace: str = "default") -> bool:
+    """True once reading the pod is a 404 (a pod being deleted is still readable)."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        api.read_namespaced_pod(pod_name, namespace)
+    except ApiException as err:
+        if err.status == 404:
+            return True
+        raise
+    return False
+
+
 def api_error(call: Callable[[], Any]) -> tuple[int, dict[str, Any]]:
     from kubernetes.client.exceptions import ApiException
 
@@ -434,7 +447,7 @@ def test_deleting_a_running_pod_kills_its_process(api: Any) -> None:
     os.kill(pid, 0)  # alive
     deleted = api.delete_namespaced_pod(pod_name, "default", grace_period_seconds=2)
     assert deleted.metadata.deletion_timestamp is not None and deleted.metadata.deletion_grace_period_seconds == 2
-    wait_for(lambda: api_error(lambda: api.read_namespaced_pod(pod_name, "default"))[0] == 404, what="the pod gone")
+    wait_for(lambda: pod_gone(api, pod_name), what="the pod gone")  # after its grace period
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
 
