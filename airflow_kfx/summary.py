@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_kfx.plan import EXECUTOR, Plan
-from airflow_kfx.runtime.resolve import Missing, Resolver
+from airflow_kfx.runtime.resolve import pipeline_outputs
 
 # Airflow task-instance state → the summary's state.
 _STATES = {"success": "success", "failed": "failed", "skipped": "skipped", "upstream_failed": "upstream_failed"}
@@ -69,18 +69,8 @@ def summarize(
         iterations = [_instance(planned.task_id, i, states, results, cache_hits) for i in instances if i >= 0]
         entry: dict[str, Any] = {"state": _group_state([it["state"] for it in iterations], states.get((planned.task_id, -1))), "iterations": iterations}
         tasks[planned.kfp_path] = entry
-    resolver = Resolver(RecordedFetcher(results, params), ())
-    outputs: dict[str, dict[str, Any]] = {"parameters": {}, "artifacts": {}}
-    for name, binding in plan.outputs.items():
-        output = plan.pipeline.root.dag.outputs[name]  # type: ignore[union-attr]
-        try:
-            value = resolver.resolve(binding)
-        except Missing:
-            continue
-        if output.is_artifact:
-            outputs["artifacts"][name] = _artifact_summary(value)
-        else:
-            outputs["parameters"][name] = value
+    outputs = pipeline_outputs(plan, RecordedFetcher(results, params))
+    outputs["artifacts"] = {name: _artifact_summary(value) for name, value in outputs["artifacts"].items()}
     return {
         "pipeline": plan.pipeline.name,
         "dag_id": dag_id,

@@ -295,17 +295,10 @@ class KfxRunBoundaryOperator(BaseOperator):
         logged as a task's are: ``output.<name>`` params, metrics, artifact URIs."""
         from airflow_kfx.operators.container import default_pipeline_root
         from airflow_kfx.operators.context import AirflowFetcher
+        from airflow_kfx.runtime.resolve import pipeline_outputs
         from airflow_kfx.tracking.task import log_outputs
 
-        resolver = Resolver(AirflowFetcher(context), ())
-        outputs: dict[str, dict[str, Any]] = {"parameters": {}, "artifacts": {}}
-        for name, binding in self.kfx_plan.outputs.items():
-            try:
-                value = resolver.resolve(binding)
-            except Missing:  # its producer did not run
-                continue
-            is_artifact = self.kfx_pipeline.root.dag.outputs[name].is_artifact  # type: ignore[union-attr]
-            outputs["artifacts" if is_artifact else "parameters"][name] = value
+        outputs = pipeline_outputs(self.kfx_plan, AirflowFetcher(context))
         if outputs["parameters"] or outputs["artifacts"]:
             root = default_pipeline_root(self.kfx_pipeline, self.kfx_settings)
             tracking.session.call("log the pipeline's outputs", log_outputs, tracking.client, parent.run_id, outputs, root)

@@ -192,6 +192,21 @@ class InlineFile:
     value: Any
 
 
+def pipeline_outputs(plan: Any, fetcher: Fetcher) -> dict[str, dict[str, Any]]:
+    """The pipeline's own outputs (``{"parameters": …, "artifacts": …}``) as far as their
+    producers ran: what KFP's run page lists, for ``kfx run``'s summary and MLflow."""
+    resolver = Resolver(fetcher, ())
+    outputs: dict[str, dict[str, Any]] = {"parameters": {}, "artifacts": {}}
+    for name, binding in plan.outputs.items():
+        try:
+            value = resolver.resolve(binding)
+        except Missing:  # its producer did not run
+            continue
+        is_artifact = plan.pipeline.root.dag.outputs[name].is_artifact
+        outputs["artifacts" if is_artifact else "parameters"][name] = value
+    return outputs
+
+
 def read_artifact_text(value: Any) -> str:
     """The content of an artifact (descriptor, or a one-element list of them) as text."""
     if isinstance(value, list) and len(value) == 1:

@@ -89,8 +89,7 @@ class PipelineTracking:
             return str(found.experiment_id)
 
     def _find(self, experiment_id: str, tags: Mapping[str, str]) -> Any:
-        clauses = " AND ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
-        runs = self.client.search_runs([experiment_id], filter_string=clauses, max_results=1, order_by=["attributes.start_time ASC"])
+        runs = self.client.search_runs([experiment_id], filter_string=tag_filter(tags), max_results=1, order_by=["attributes.start_time ASC"])
         return runs[0] if runs else None
 
     def _identity(self) -> dict[str, str]:
@@ -162,9 +161,8 @@ class PipelineTracking:
         iterations' runs failed, else FINISHED."""
 
         def close() -> None:
-            identity = {**self._identity(), "kfx.kind": LOOP_KIND}
-            clauses = " AND ".join(f"tags.`{k}` = '{v}'" for k, v in identity.items())
-            for loop in self.client.search_runs([parent.experiment_id], filter_string=clauses, max_results=1000):
+            loops = tag_filter({**self._identity(), "kfx.kind": LOOP_KIND})
+            for loop in self.client.search_runs([parent.experiment_id], filter_string=loops, max_results=1000):
                 failed = self.client.search_runs(
                     [parent.experiment_id], max_results=1,
                     filter_string=f"tags.`mlflow.parentRunId` = '{loop.info.run_id}' AND attributes.status = 'FAILED'",
@@ -172,6 +170,11 @@ class PipelineTracking:
                 self.client.set_terminated(loop.info.run_id, "FAILED" if failed else "FINISHED")
 
         self.session.call("close the loop runs", close)
+
+
+def tag_filter(tags: Mapping[str, str]) -> str:
+    """An MLflow search filter matching every one of ``tags``."""
+    return " AND ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
 
 
 def log_params(client: Any, run_id: str, params: Mapping[str, Any]) -> None:
