@@ -186,6 +186,9 @@ class PlannedTask:
     task: Task | None = None
     # condition gates
     condition: str | None = None
+    # the tasks a false condition skips through the scheduler (its branch in the same
+    # loop context: one gate instance per map index); see :func:`_with_branches`
+    branch: tuple[str, ...] = ()
     # iterations tasks: the items binding (a list, or a JSON list literal)
     items: Binding | None = None
     # kfp-kubernetes settings given as parameters (secret names, PVC names, …)
@@ -244,7 +247,7 @@ class _Planner:
             name: self._dag_output_binding(root, output.name)
             for name, output in (self.pipeline.root.dag.outputs.items() if self.pipeline.root.dag else ())
         }
-        return Plan(self.pipeline, self.groups, self.tasks, outputs)
+        return Plan(self.pipeline, self.groups, _with_branches(self.tasks), outputs)
 
     def _walk(self, scope: _Scope, inherited: frozenset[str]) -> list[str]:
         """Plan every task of ``scope``'s DAG; returns all Airflow task ids planned."""
@@ -546,6 +549,29 @@ def _topological(tasks: Mapping[str, Task]) -> list[Task]:
     for name in tasks:
         visit(name)
     return ordered
+
+
+def _with_branches(tasks: dict[str, PlannedTask]) -> dict[str, PlannedTask]:
+    """Give each condition gate the tasks of its branch that Airflow can skip for it.
+
+    A false gate marks them skipped (at its own map index) before they are scheduled,
+    so no worker starts for them. Only tasks with the gate's own instances qualify:
+    the same (or no) mapped group. Tasks of loops inside the branch (and their
+    iterations tasks, when the gate is itself in a loop) still skip themselves on the
+    gate's verdict.
+    """
+    gates = {task_id: task for task_id, task in tasks.items() if task.kind == CONDITION}
+    branches: dict[str, list[str]] = {gate_id: [] for gate_id in gates}
+    for task_id, task in tasks.items():
+        for gate in task.gates:
+            same_instances = task.loops == gates[gate.task_id].loops if gate.task_id in gates else False
+            # (a nested loop's iterations task is unmapped even inside a loop)
+            if same_instances and not (task.kind == ITERATIONS and task.loops):
+                branches[gate.task_id].append(task_id)
+    return {
+        task_id: replace(task, branch=tuple(branches[task_id])) if task_id in branches else task
+        for task_id, task in tasks.items()
+    }
 
 
 def build_plan(pipeline: Pipeline) -> Plan:

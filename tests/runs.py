@@ -15,6 +15,9 @@ class RunResult:
     dag_id: str
     states: dict[tuple[str, int], str]  # (task_id, map_index) → state
     results: dict[tuple[str, int], Any]  # (task_id, map_index) → return_value XCom
+    # task instances a worker ran (Airflow counts a try when it queues one; a task the
+    # scheduler skips is never queued)
+    started: frozenset[tuple[str, int]] = frozenset()
 
     def state_of(self, task_id: str, map_index: int = -1) -> str | None:
         return self.states.get((task_id, map_index))
@@ -56,10 +59,11 @@ def run_pipeline(
             TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == dag_run.run_id
         )
         states = {(ti.task_id, ti.map_index): str(ti.state) for ti in tis}
+        started = frozenset((ti.task_id, ti.map_index) for ti in tis if ti.try_number > 0)
         xcoms = session.query(XComModel).filter(
             XComModel.dag_id == dag.dag_id,
             XComModel.run_id == dag_run.run_id,
             XComModel.key == "return_value",
         )
         results = {(x.task_id, x.map_index): XComModel.deserialize_value(x) for x in xcoms}
-    return RunResult(str(dag_run.state), dag_run.run_id, dag.dag_id, states, results)
+    return RunResult(str(dag_run.state), dag_run.run_id, dag.dag_id, states, results, started)

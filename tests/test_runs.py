@@ -448,11 +448,18 @@ def test_conditions_default_mode(runner: Runner) -> None:
     assert run.out("condition-1.say") == "heads won"
     assert run.state_of("condition-2.kfx-condition") == "skipped"
     assert run.state_of("condition-2.say-2") == "skipped"
+    # the gate decided; the scheduler skipped its branch without starting a worker
+    assert ("condition-2.kfx-condition", -1) in run.result.started
+    assert ("condition-2.say-2", -1) not in run.result.started
     # int() comparison of an upstream output, and a nested condition on a param
     assert run.out("condition-3.say-3") == "7 is big"
     assert run.out("condition-3.condition-4.say-4") == "big and fast"
     # legacy dsl.Condition on a param: mode != "fast" is false
     assert run.state_of("condition-5.say-5") == "skipped"
+    # a loop inside it: the iterations task is skipped and the loop never expands
+    assert run.state_of("condition-5.for-loop-7-iterations") == "skipped"
+    assert {key for key in run.result.started if key[0].startswith("condition-5.")} == {("condition-5.kfx-condition", -1)}
+    assert run.state_of("condition-5.for-loop-7.say-6") == "skipped"
 
 
 def test_conditions_slow_mode(runner: Runner) -> None:
@@ -466,6 +473,7 @@ def test_conditions_slow_mode(runner: Runner) -> None:
     assert run.state_of("condition-3.condition-4.kfx-condition") == "skipped"
     assert run.state_of("condition-3.condition-4.say-4") == "skipped"
     assert run.out("condition-5.say-5") == "slow mode"
+    assert run.mapped("condition-5.for-loop-7.say-6") == ["slow", "steady"]
 
 
 @pytest.mark.parametrize(
@@ -575,6 +583,8 @@ def test_loop_containing_a_condition(runner: Runner) -> None:
         else:
             assert run.state_of("for-loop-5.condition-6.kfx-condition", index) == "skipped"
             assert run.state_of(task_id, index) == "skipped"
+            # this iteration's gate skipped its own instance of the branch only
+            assert (task_id, index) not in run.result.started
 
 
 def test_collected_artifacts(runner: Runner) -> None:

@@ -5,7 +5,8 @@ The REST API (what the trigger form calls) and the ``airflow`` CLI refuse a wron
 missing value when the run is triggered; an unknown parameter (which a JSON schema of the
 params cannot refuse) fails the run in ``kfx-run-start`` before any task starts. A
 metadata database locked for a while in the middle of a task stalls the run, and it then
-finishes with its outputs: nothing is lost or run twice."""
+finishes with its outputs: nothing is lost or run twice. A false condition's branch is
+skipped by the scheduler: no worker starts for it."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
     home = tmp_path_factory.mktemp("trigger")
     loaders = {
         f"{name}.py": f"from airflow_kfx import load_pipeline\ndag = load_pipeline({str(FIXTURES / f'{name}.yaml')!r})\n"
-        for name in ("typed_params", "long_task")
+        for name in ("typed_params", "long_task", "conditions")
     }
     env = {
         "AIRFLOW__KFX__RUNTIME": "local",
@@ -104,3 +105,18 @@ def test_a_briefly_locked_metadata_database_stalls_the_run_and_loses_nothing(sta
         run_id,
     )
     assert report[0][0]["parameters"] == {"Output": "report: waited 12 s"}
+
+
+def test_a_false_condition_skips_its_branch_without_starting_it(stack: AirflowStack) -> None:
+    run_id = stack.trigger("conditions", {"mode": "slow"})
+    assert stack.wait_for_run("conditions", run_id, timeout=300) == "success", stack.logs()
+    instances = stack.task_instances("conditions", run_id)
+    # condition-2 (coin == 'tails') and the nested condition-4 (mode == 'fast') are false
+    for gate, branch in (("condition-2", "condition-2.say-2"), ("condition-3.condition-4", "condition-3.condition-4.say-4")):
+        assert instances[(f"{gate}.kfx-condition", -1)]["state"] == "skipped"
+        assert instances[(branch, -1)]["state"] == "skipped"
+        assert instances[(branch, -1)]["try_number"] == 0, instances  # never queued, never ran
+    assert instances[("condition-5.say-5", -1)]["state"] == "success"
+    # nothing of this run asked for a value that was never produced
+    log = (stack.home / "scheduler.log").read_text(errors="replace")
+    assert not [line for line in log.splitlines() if "XCom not found" in line and run_id in line]

@@ -44,7 +44,12 @@ class KfxWorkerOperator(BaseOperator):
 
 
 class KfxConditionOperator(KfxWorkerOperator):
-    """Evaluates a ``dsl.If``/``dsl.Condition`` (KFP CEL) for the tasks of its group."""
+    """Evaluates a ``dsl.If``/``dsl.Condition`` (KFP CEL) for the tasks of its group.
+
+    When false, it marks its branch skipped before ending SKIPPED itself, as a
+    ``BranchPythonOperator`` does with its unfollowed branch: the scheduler never
+    starts those tasks.
+    """
 
     ui_color = "#fff3c4"
 
@@ -64,6 +69,11 @@ class KfxConditionOperator(KfxWorkerOperator):
         condition = self.kfx_task.condition or "true"
         if not evaluate_condition(condition, values):
             self.log.info("Condition %s is false for %s; skipping the group", condition, values)
+            if self.kfx_task.branch:
+                from airflow_kfx.compat import skip_task_instances
+
+                map_index = context["ti"].map_index
+                skip_task_instances([(task_id, map_index if map_index is not None else -1) for task_id in self.kfx_task.branch])
             raise AirflowSkipException(f"condition is false: {condition}")
         self.log.info("Condition %s holds", condition)
         return {"parameters": {GATE_OUTPUT: True}}
