@@ -6,7 +6,8 @@ missing value when the run is triggered; an unknown parameter (which a JSON sche
 params cannot refuse) fails the run in ``kfx-run-start`` before any task starts. A
 metadata database locked for a while in the middle of a task stalls the run, and it then
 finishes with its outputs: nothing is lost or run twice. A false condition's branch is
-skipped by the scheduler: no worker starts for it."""
+skipped by the scheduler: no worker starts for it. The trigger form, in a real browser,
+refuses a list item of the wrong type and runs the typed values it accepts."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from collections.abc import Iterator
 import pytest
 
 from tests.airflow_stack import AirflowStack, airflow_stack
-from tests.support import FIXTURES
+from tests.support import FIXTURES, REPO
 
 pytestmark = pytest.mark.slow
 
 DAG_ID = "typed_params"
+PARALLEL = REPO / "dags" / "pipelines" / "parallel_execution.yaml"
+OUTPUT = REPO / "test-output"  # screenshots (README: "Triggering a run")
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +32,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
         f"{name}.py": f"from airflow_kfx import load_pipeline\ndag = load_pipeline({str(FIXTURES / f'{name}.yaml')!r})\n"
         for name in ("typed_params", "long_task", "conditions")
     }
+    loaders["parallel_execution.py"] = f"from airflow_kfx import load_pipeline\ndag = load_pipeline({str(PARALLEL)!r})\n"
     env = {
         "AIRFLOW__KFX__RUNTIME": "local",
         "AIRFLOW__KFX__PIPELINE_ROOT": str(home / "artifacts"),
@@ -120,3 +124,51 @@ def test_a_false_condition_skips_its_branch_without_starting_it(stack: AirflowSt
     # nothing of this run asked for a value that was never produced
     log = (stack.home / "scheduler.log").read_text(errors="replace")
     assert not [line for line in log.splitlines() if "XCom not found" in line and run_id in line]
+
+
+def test_the_trigger_form_in_a_browser_refuses_a_bad_item_and_runs_typed_values(stack: AirflowStack) -> None:
+    """parallel_execution's ``numbers: List[int]`` in Airflow's own trigger form (Chromium):
+    ``abc`` among the numbers is refused with the parameter's name before a run exists;
+    ``10``/``20`` (which the form sends as the texts "10", "20") reach the loop as integers."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    dag_id = "parallel_execution"
+    stack.wait_for_dag(dag_id)
+    runs = "select run_id, conf from dag_run where dag_id = %s"
+    OUTPUT.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"http://127.0.0.1:{stack.env['AIRFLOW__API__PORT']}/dags/{dag_id}", wait_until="load")
+        page.get_by_role("button", name="Trigger Dag").first.click()
+        form = page.get_by_role("dialog")
+        form.get_by_text("KFP LIST of NUMBER_INTEGER parameter").wait_for(timeout=60_000)
+        numbers = form.locator("textarea").first
+        numbers.fill("10\n20\nabc")
+        form.get_by_role("button", name="Trigger").click()
+        form.get_by_text("Invalid input for param numbers").wait_for(timeout=60_000)
+        page.screenshot(path=str(OUTPUT / "airflow-trigger-refused.png"))
+        assert stack.query(runs, dag_id) == []
+        numbers.fill("10\n20")
+        page.screenshot(path=str(OUTPUT / "airflow-trigger-form.png"))
+        form.get_by_role("button", name="Trigger").click()
+        form.wait_for(state="hidden", timeout=60_000)
+        browser.close()
+    [(run_id, conf)] = stack.query(runs, dag_id)
+    assert conf["numbers"] == ["10", "20"]  # what the form sends ...
+    assert stack.wait_for_run(dag_id, run_id, timeout=300) == "success", stack.logs()
+    squares = stack.query(
+        "select value from xcom where dag_id = %s and run_id = %s and task_id = 'for-loop-1.square' and key = 'return_value'",
+        dag_id, run_id,
+    )
+    assert sorted(row[0]["parameters"]["Output"] for row in squares) == [100, 400]  # ... ints in the components
+    total = stack.query(
+        "select value from xcom where dag_id = %s and run_id = %s and task_id = 'sum-all' and key = 'return_value'",
+        dag_id, run_id,
+    )
+    assert total[0][0]["parameters"]["Output"] == 500
