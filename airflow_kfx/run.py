@@ -5,16 +5,23 @@ created and migrated on first use) under ``$KFX_HOME`` (default ``./.kfx``),
 artifacts under ``$KFX_HOME/artifacts``. The run is ``dag.test()`` — real task
 instances, real XCom, real trigger rules and retries — with Airflow's own console
 output captured to a log file while ``kfx`` shows per-task progress.
+
+``--parallelism N`` (N > 1) hands the tasks to Airflow's LocalExecutor instead
+(``dag.test(use_executor=True)``): up to N task processes at once, each talking to
+an Execution API served on 127.0.0.1 for the length of the run, as the api-server
+serves it to a deployed Airflow's workers. Each task process then parses the DAG
+file itself, so short tasks run faster one at a time, in-process (bench/RESULTS.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -28,13 +35,14 @@ class RunRequest:
     experiment: str | None = None
     no_cache: bool = False
     json_file: str | None = None
+    parallelism: int = 1
 
 
 def kfx_home() -> Path:
     return Path(os.environ.get("KFX_HOME") or ".kfx").resolve()
 
 
-def configure_environment(home: Path, runtime: str | None) -> None:
+def configure_environment(home: Path, runtime: str | None, parallelism: int = 1) -> None:
     """Point Airflow at the embedded home. Must run before Airflow is imported."""
     airflow_home = home / "airflow"
     (airflow_home / "dags").mkdir(parents=True, exist_ok=True)
@@ -43,6 +51,14 @@ def configure_environment(home: Path, runtime: str | None) -> None:
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
     os.environ.setdefault("AIRFLOW__KFX__PIPELINE_ROOT", str(home / "artifacts"))
     os.environ["AIRFLOW__KFX__RUNTIME"] = runtime or os.environ.get("AIRFLOW__KFX__RUNTIME") or "local"
+    if parallelism > 1:
+        import secrets
+
+        os.environ["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
+        os.environ["AIRFLOW__CORE__PARALLELISM"] = str(parallelism)
+        # The task processes reach this run's own Execution API; tokens signed for this run only.
+        os.environ["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{_free_port()}/execution/"
+        os.environ["AIRFLOW__API_AUTH__JWT_SECRET"] = secrets.token_hex(32)
 
 
 def ensure_database(home: Path) -> None:
@@ -60,7 +76,7 @@ def ensure_database(home: Path) -> None:
 
 def run(request: RunRequest, out: TextIO | None = None) -> int:
     home = kfx_home()
-    configure_environment(home, request.runtime)
+    configure_environment(home, request.runtime, request.parallelism)
     from rich.console import Console
 
     # The terminal, kept apart from fds 1/2, which carry Airflow's own output to a log file.
@@ -82,13 +98,13 @@ def run(request: RunRequest, out: TextIO | None = None) -> int:
     for old in dags.glob("kfx_run_*.py"):
         old.unlink()
     # dag.test() serialises DAGs from the DAG folder: the pipeline must be loadable from there.
-    (dags / "kfx_run_pipeline.py").write_text(
-        f"from airflow_kfx import load_pipeline\ndag = load_pipeline({str(pipeline_path)!r})\n"
-    )
+    dag_file = dags / "kfx_run_pipeline.py"
+    dag_file.write_text(f"from airflow_kfx import load_pipeline\ndag = load_pipeline({str(pipeline_path)!r})\n")
     from airflow_kfx.dag_builder import build_dag
     from airflow_kfx.plan import build_plan
 
     dag = build_dag(pipeline)
+    dag.fileloc = str(dag_file)  # where an executor's task process finds the DAG
     plan = build_plan(pipeline)
     conf = dict(params)
     if request.no_cache:
@@ -99,8 +115,9 @@ def run(request: RunRequest, out: TextIO | None = None) -> int:
         conf["experiment"] = request.experiment
     log_path = home / "logs" / f"{dag.dag_id}-{time.strftime('%Y%m%dT%H%M%S')}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    parallel = f", up to {request.parallelism} tasks at once" if request.parallelism > 1 else ""
     console.print(f"[bold]{pipeline.display_name or pipeline.name}[/bold] → DAG {dag.dag_id} "
-                  f"(runtime {os.environ['AIRFLOW__KFX__RUNTIME']}); Airflow log: {log_path}", soft_wrap=True)
+                  f"(runtime {os.environ['AIRFLOW__KFX__RUNTIME']}{parallel}); Airflow log: {log_path}", soft_wrap=True)
     progress = _progress_listener(console, plan)
     from airflow.sdk.listener import get_listener_manager
 
@@ -108,7 +125,11 @@ def run(request: RunRequest, out: TextIO | None = None) -> int:
     started = time.perf_counter()
     try:
         with _captured_output(log_path):
-            dag_run = dag.test(run_conf=conf or None)
+            if request.parallelism > 1:
+                with _execution_api():
+                    dag_run = dag.test(run_conf=conf or None, use_executor=True)
+            else:
+                dag_run = dag.test(run_conf=conf or None)
     except Exception as err:  # noqa: BLE001 - Airflow refusing the run: one line, no traceback
         console.print(f"[red]kfx: the run could not start: {type(err).__name__}: {err}[/red] (log: {log_path})")
         return 1
@@ -151,6 +172,42 @@ def collect_summary(plan: Any, dag_id: str, run_id: str, state: str, params: Map
         states=states, results=results, cache_hits=cache_hits,
         mlflow=mlflow if isinstance(mlflow, Mapping) else None,
     )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _execution_api() -> Iterator[None]:
+    """Airflow's Execution API (what the api-server mounts at ``/execution/``) on the
+    address ``configure_environment`` chose, in a thread, for the executor's task processes."""
+    import threading
+    from urllib.parse import urlsplit
+
+    import uvicorn
+    from airflow.api_fastapi.app import create_app
+
+    address = urlsplit(os.environ["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(apps="execution"), host=address.hostname or "127.0.0.1", port=address.port or 80, log_level="warning",
+    ))
+    thread = threading.Thread(target=server.run, name="kfx-execution-api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the Execution API did not start on {address.netloc}")
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 class _Progress:

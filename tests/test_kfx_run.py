@@ -115,3 +115,37 @@ def test_the_readme_main_job_runs_the_training_example(kfx_home: Path) -> None:
     model_uri = summary["tasks"]["train-model"]["outputs"]["artifacts"]["model"]["uri"]
     assert model_uri.startswith(f"{root}/")
     assert f"model={model_uri.removeprefix(f'{root}/')}" in output.replace("\n", "").replace(" ", "").replace("│", "")
+
+
+NO_TRACKING = {"AIRFLOW__KFX__TRACKING": "false"}  # what is measured here is the scheduling
+
+
+def _most_at_once(iterations: list[dict[str, Any]]) -> int:
+    """The largest number of iterations whose [start, end] intervals overlap."""
+    events = []
+    for iteration in iterations:
+        start, end = map(float, iteration["outputs"]["parameters"]["Output"].split())
+        events += [(start, 1), (end, -1)]
+    running = most = 0
+    for _, step in sorted(events, key=lambda e: (e[0], e[1])):  # an end before a start at the same instant
+        running += step
+        most = max(most, running)
+    return most
+
+
+def test_parallelism_runs_loop_iterations_at_once_within_the_loops_limit(kfx_home: Path) -> None:
+    """``--parallelism 4`` hands the tasks to Airflow's LocalExecutor: the three naps of
+    the unlimited loop overlap; the loop with ``parallelism=2`` never runs three at once."""
+    code, output, summary = kfx_run(kfx_home, str(FIXTURES / "sleepy_loops.yaml"), "--parallelism", "4", "-p", "seconds=2",
+                                    env=NO_TRACKING)
+    assert code == 0, output
+    assert "up to 4 tasks at once" in output
+    unlimited, limited = summary["tasks"]["for-loop-1/nap"], summary["tasks"]["for-loop-2/nap-2"]
+    assert [i["state"] for i in unlimited["iterations"] + limited["iterations"]] == ["success"] * 6
+    assert _most_at_once(unlimited["iterations"]) >= 2, unlimited
+    assert _most_at_once(limited["iterations"]) <= 2, limited
+    # one at a time without it
+    code, output, summary = kfx_run(kfx_home, str(FIXTURES / "sleepy_loops.yaml"), "-p", "items=[1, 2]", "-p", "seconds=0.2",
+                                    env=NO_TRACKING)
+    assert code == 0, output
+    assert _most_at_once(summary["tasks"]["for-loop-1/nap"]["iterations"]) == 1
