@@ -137,7 +137,8 @@ def run(request: RunRequest, out: TextIO | None = None) -> int:
     from airflow_kfx.config import KfxSettings
     from airflow_kfx.operators.container import default_pipeline_root
 
-    _print_summary(console, summary, time.perf_counter() - started, default_pipeline_root(pipeline, KfxSettings()))
+    _print_summary(console, summary, time.perf_counter() - started, default_pipeline_root(pipeline, KfxSettings()),
+                   task_durations(plan, dag.dag_id, dag_run.run_id))
     if request.json_file:
         target = Path(request.json_file)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -224,9 +225,14 @@ class _Progress:
             name += f" [{ti.map_index}]"
         return name
 
+    def _quiet(self, ti: Any) -> bool:
+        """A loop's later iterations: only their failures are shown (the summary counts them).
+        Decided by map index alone: with --parallelism each task reports from its own process."""
+        return ti.map_index is not None and ti.map_index >= SHOWN_ITERATIONS
+
     def _done(self, ti: Any, text: str) -> None:
         name = self._name(ti)
-        if name is None:
+        if name is None or (self._quiet(ti) and "failed" not in text):
             return
         began = self.started.pop((ti.task_id, ti.map_index), None)
         took = f" {time.perf_counter() - began:5.1f}s" if began else ""
@@ -236,7 +242,11 @@ class _Progress:
     def on_task_instance_running(self, previous_state: Any, task_instance: Any) -> None:
         if self._name(task_instance):
             self.started[(task_instance.task_id, task_instance.map_index)] = time.perf_counter()
-            self.console.print(f"  [cyan]…[/cyan] {self._name(task_instance)}")
+            if task_instance.map_index == SHOWN_ITERATIONS:
+                name = self.names[task_instance.task_id]
+                self.console.print(f"  [cyan]…[/cyan] {name} [{SHOWN_ITERATIONS}…]: further iterations run quietly")
+            elif not self._quiet(task_instance):
+                self.console.print(f"  [cyan]…[/cyan] {self._name(task_instance)}")
 
     def on_task_instance_success(self, previous_state: Any, task_instance: Any) -> None:
         self._done(task_instance, "[green]✓[/green]")
@@ -297,7 +307,16 @@ def _shown_uri(uri: Any, root: str) -> Any:
     return uri[len(prefix):] if uri.startswith(prefix) else uri
 
 
-def _print_summary(console: Any, summary: Mapping[str, Any], seconds: float, root: str) -> None:
+# A loop with more iterations than this gets one summary row (counts, failures, the
+# slowest) and, after its first ones, no progress lines but failures.
+SHOWN_ITERATIONS = 5
+
+
+def _print_summary(
+    console: Any, summary: Mapping[str, Any], seconds: float, root: str,
+    durations: Mapping[tuple[str, int], float] | None = None,
+) -> None:
+    """The run as a table; ``durations`` by (KFP task path, map index) name a loop's slowest iteration."""
     from rich.table import Table
 
     table = Table(title=f"{summary['pipeline']} — run {summary['run_id']}", caption=f"artifacts under {root}")
@@ -306,18 +325,64 @@ def _print_summary(console: Any, summary: Mapping[str, Any], seconds: float, roo
     table.add_column("cache")
     table.add_column("outputs", overflow="fold")
     for name, task in summary["tasks"].items():
-        instances = task.get("iterations") or [task]
-        for index, instance in enumerate(instances):
-            label = f"{name} [{index}]" if "iterations" in task else name
+        iterations = task.get("iterations")
+        if iterations is not None and len(iterations) > SHOWN_ITERATIONS:
+            table.add_row(*_loop_row(name, task, durations or {}))
+            continue
+        for index, instance in enumerate(iterations or [task]):
+            label = f"{name} [{index}]" if iterations else name
             cache = "hit" if instance.get("cache_hit") else ""
-            outputs = instance.get("outputs", {})
-            values = [f"{k}={json.dumps(v, default=str)[:60]}" for k, v in outputs.get("parameters", {}).items()]
-            uris = [f"{k}={_shown_uri(v.get('uri') if isinstance(v, Mapping) else v, root)}"
-                    for k, v in outputs.get("artifacts", {}).items()]
-            text = ", ".join(values + uris)
-            color = {"success": "green", "failed": "red", "upstream_failed": "red", "skipped": "yellow"}.get(instance["state"], "")
-            table.add_row(label, f"[{color}]{instance['state']}[/{color}]" if color else instance["state"], cache, text)
+            table.add_row(label, _colored(instance["state"]), cache, _outputs_text(instance, root))
     console.print(table)
     state = summary["state"]
     console.print(f"[{'green' if state == 'success' else 'red'}]{state}[/] in {seconds:.1f}s"
                   + (f"; outputs: {json.dumps(summary['outputs']['parameters'], default=str)}" if summary["outputs"]["parameters"] else ""))
+
+
+_COLORS = {"success": "green", "failed": "red", "upstream_failed": "red", "skipped": "yellow"}
+
+
+def _colored(state: str) -> str:
+    color = _COLORS.get(state, "")
+    return f"[{color}]{state}[/{color}]" if color else state
+
+
+def _outputs_text(instance: Mapping[str, Any], root: str) -> str:
+    outputs = instance.get("outputs", {})
+    values = [f"{k}={json.dumps(v, default=str)[:60]}" for k, v in outputs.get("parameters", {}).items()]
+    uris = [f"{k}={_shown_uri(v.get('uri') if isinstance(v, Mapping) else v, root)}"
+            for k, v in outputs.get("artifacts", {}).items()]
+    return ", ".join(values + uris)
+
+
+def _loop_row(name: str, task: Mapping[str, Any], durations: Mapping[tuple[str, int], float]) -> tuple[str, ...]:
+    """One row for a loop's task: how many iterations ended how, which failed, the slowest."""
+    iterations = task["iterations"]
+    counts: dict[str, int] = {}
+    for instance in iterations:
+        counts[instance["state"]] = counts.get(instance["state"], 0) + 1
+    state = ", ".join(f"{count} {_colored(state)}" for state, count in sorted(counts.items()))
+    hits = sum(1 for instance in iterations if instance.get("cache_hit"))
+    notes = []
+    failed = [index for index, instance in enumerate(iterations) if instance["state"] in ("failed", "upstream_failed")]
+    if failed:
+        shown = ", ".join(f"[{index}]" for index in failed[:SHOWN_ITERATIONS])
+        notes.append(f"failed: {shown}{' …' if len(failed) > SHOWN_ITERATIONS else ''}")
+    timed = {index: durations[(name, index)] for index in range(len(iterations)) if (name, index) in durations}
+    if timed:
+        slowest = max(timed, key=lambda index: timed[index])
+        notes.append(f"slowest: [{slowest}] {timed[slowest]:.1f}s")
+    return f"{name} ×{len(iterations)}", state, f"{hits} hits" if hits else "", "; ".join(notes)
+
+
+def task_durations(plan: Any, dag_id: str, run_id: str) -> dict[tuple[str, int], float]:
+    """Seconds each executor task instance ran, by (KFP task path, map index)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    paths = {t.task_id: t.kfp_path for t in plan.tasks.values() if t.kind == "executor"}
+    with create_session() as session:
+        rows = session.query(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.duration).filter(
+            TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id
+        )
+        return {(paths[t], i): float(d) for t, i, d in rows if t in paths and d is not None}

@@ -144,8 +144,14 @@ def test_parallelism_runs_loop_iterations_at_once_within_the_loops_limit(kfx_hom
     assert [i["state"] for i in unlimited["iterations"] + limited["iterations"]] == ["success"] * 6
     assert _most_at_once(unlimited["iterations"]) >= 2, unlimited
     assert _most_at_once(limited["iterations"]) <= 2, limited
-    # one at a time without it
-    code, output, summary = kfx_run(kfx_home, str(FIXTURES / "sleepy_loops.yaml"), "-p", "items=[1, 2]", "-p", "seconds=0.2",
-                                    env=NO_TRACKING)
+    # one at a time without it; a loop of more than five iterations is one row of the
+    # summary table, and its later iterations print no progress lines
+    code, output, summary = kfx_run(kfx_home, str(FIXTURES / "sleepy_loops.yaml"), "-p", "items=[1, 2, 3, 4, 5, 6, 7]",
+                                    "-p", "seconds=0", env=NO_TRACKING)
     assert code == 0, output
     assert _most_at_once(summary["tasks"]["for-loop-1/nap"]["iterations"]) == 1
+    assert len(summary["tasks"]["for-loop-1/nap"]["iterations"]) == 7  # the JSON keeps every iteration
+    row = next(line for line in output.splitlines() if "for-loop-1/nap ×7" in line)
+    assert "7 success" in row and "slowest: [" in row, row
+    assert "✓ for-loop-1/nap [4]" in output and "for-loop-1/nap [5…]: further iterations run quietly" in output
+    assert "nap [6]" not in output
