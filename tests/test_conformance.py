@@ -297,3 +297,19 @@ def test_table_covers_the_backend_test_set() -> None:
     for case in CASES:
         assert re.fullmatch(r"success|failed|needs: .+", case.expected), case.expected
         assert case.file.split("/")[-2] != "failing" or case.expected == "failed", case.file
+
+
+# KFP v2 backend-compiled Argo workflows of the same pipelines (test_data/compiled-workflows,
+# compiled by KFP's backend from these very files): rebuilt into the PipelineSpec they came
+# from (airflow_kfx/spec/argo_v2.py), they must run to the same results.
+WORKFLOW_CASES = ("critical/flip_coin", "critical/parameters_simple")
+
+
+@pytest.mark.parametrize("case_id", WORKFLOW_CASES)
+def test_kfp_backend_compiled_workflow_runs_like_its_pipeline(case_id: str, kfx_home: Path, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    case = BY_ID[case_id]
+    workflow = f"test_data/compiled-workflows/{Path(case.file).name}"
+    assert (CORPUS / workflow).is_file(), workflow
+    check_case(case, run_kfx(replace(case, file=workflow), kfx_home, tmp_path))

@@ -68,3 +68,12 @@ def runtime_for(settings: KfxSettings) -> Runtime:
     from airflow_kfx.config import config_value
 
     return get_runtime(config_value("runtime", settings.runtime))
+
+
+def file_outputs_of(operator: Any) -> dict[str, str]:
+    """The task's KFP v1 ``fileOutputs`` (output name → fixed path in the container)."""
+    pipeline, task = getattr(operator, "kfx_pipeline", None), getattr(operator, "kfx_task", None)
+    executor = pipeline.executors.get(task.executor) if pipeline is not None and task is not None else None
+    container = executor.container if executor is not None else None
+    return dict(container.file_outputs) if container is not None else {}
+

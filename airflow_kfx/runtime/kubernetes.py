@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.cncf.kubernetes.utils.pod_manager import PodManager
 
 from airflow_kfx.config import KfxSettings, config_value
-from airflow_kfx.runtime.base import Runtime
+from airflow_kfx.exceptions import TaskRuntimeError
+from airflow_kfx.runtime.base import Runtime, file_outputs_of
 
 if TYPE_CHECKING:
     from airflow_kfx.operators.container import KfxContainerOperator
@@ -28,6 +29,14 @@ class KubernetesRuntime(Runtime):
     def run(self, operator: KfxContainerOperator, context: Any) -> None:
         from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
+        file_outputs = file_outputs_of(operator)
+        if file_outputs:
+            # In a pod the fixed path is in the container's own filesystem: collecting it needs
+            # a helper in the user's container (as Argo's executor does), not built yet.
+            raise TaskRuntimeError(
+                f"KFP v1 fileOutputs ({', '.join(sorted(file_outputs))}) are not supported on the kubernetes "
+                "runtime yet (only on the local runtime); declare the outputs with {outputPath: ...} instead"
+            )
         with operator.without_xcom_sidecar():
             KubernetesPodOperator.execute(operator, context)
 

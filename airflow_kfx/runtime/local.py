@@ -16,12 +16,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from airflow_kfx.exceptions import TaskRuntimeError
-from airflow_kfx.runtime.base import Runtime
+from airflow_kfx.runtime.base import Runtime, file_outputs_of
 from airflow_kfx.runtime.podrun import (
     CANNOT_RUN,
     NEVER_STARTED,
@@ -89,9 +90,13 @@ class LocalRuntime(Runtime):
         operator.start_clean()  # every local pod is a new one: no earlier attempt's leftovers
         main = operator.base_container_name
         env = {name: dict(values) for name, values in operator.local_secret_env().items()}
+        file_outputs = file_outputs_of(operator)
+        started = time.time()
         # the module's run_pod_locally, looked up now (tests observe runs by wrapping it)
         run_pod_locally(pod, container_name=main, log=operator.log.info, extra_env=env.pop(main, None),
                         container_env=env)
+        if file_outputs:
+            collect_file_outputs(file_outputs, operator._invocation, pod, main, started, operator.log.info)
 
     def create_claim(self, manifest: Any, settings: Any, log: Any) -> None:
         path = claim_folder(manifest.metadata.name)
@@ -102,6 +107,53 @@ class LocalRuntime(Runtime):
         path = claim_folder(name)
         shutil.rmtree(path, ignore_errors=True)
         log.info("local runtime: removed volume folder %s", path)
+
+
+def collect_file_outputs(
+    file_outputs: Mapping[str, str],
+    invocation: Any,
+    pod: Any,
+    main: str,
+    started: float,
+    log: Callable[[str], None] = print,
+) -> None:
+    """KFP v1 ``fileOutputs``: after the command ended, copy each output from the fixed
+    path it wrote it at to the output's place in the task's folder (its parameter file or
+    artifact path), as Argo collects ``outputs.parameters[].valueFrom.path``. Here the
+    container's files are the worker's, outside the pod's volume mounts; a file older than
+    this run was not written by it and is refused, as is a link (never followed)."""
+    from airflow_kfx.runtime.storage import is_remote
+
+    if is_remote(invocation.task_root):
+        raise TaskRuntimeError(
+            f"the component's fileOutputs ({', '.join(sorted(file_outputs))}) need a local pipeline root "
+            f"on the local runtime; this task's outputs go to {invocation.task_root}"
+        )
+    mounts = [m["mountPath"] for c in _as_json(pod)["spec"].get("containers") or [] if c.get("name") == main
+              for m in c.get("volumeMounts") or []]
+    for name, path in sorted(file_outputs.items()):
+        under = next((m for m in mounts if path == m or path.startswith(m.rstrip("/") + "/")), None)
+        if under is not None:
+            raise TaskRuntimeError(f"output '{name}': its fileOutputs path {path} is under the volume mounted at "
+                                   f"{under}; the local runtime reads fixed paths only outside volumes")
+        if os.path.islink(path) or not os.path.lexists(path):
+            what = "is a link" if os.path.islink(path) else "does not exist"
+            raise TaskRuntimeError(f"output '{name}': the command ended but its file {path} (fileOutputs) {what}")
+        if os.stat(path).st_mtime < started - 1:
+            raise TaskRuntimeError(f"output '{name}': {path} (fileOutputs) was not written by this run "
+                                   "(it is older than the task's start)")
+        if name in invocation.output_parameter_files:
+            target = invocation.output_parameter_files[name]
+        else:
+            target = invocation.output_artifacts[name][0].path
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if os.path.isdir(path):
+            if name in invocation.output_parameter_files:
+                raise TaskRuntimeError(f"output '{name}': {path} (fileOutputs) is a folder; a parameter is a file")
+            shutil.copytree(path, target, symlinks=True, dirs_exist_ok=True)
+        else:
+            shutil.copyfile(path, target, follow_symlinks=False)
+        log(f"local runtime: output '{name}' read from {path} (fileOutputs)")
 
 
 _CLAIM_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")

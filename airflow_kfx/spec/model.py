@@ -287,6 +287,9 @@ class Container:
     args: tuple[Any, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     resources: Resources = Resources()
+    # KFP v1 ``fileOutputs``: output name → the fixed absolute path the command writes
+    # it at; the runtime copies each file to the output's place after the command ends.
+    file_outputs: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -79,17 +79,21 @@ def parse_v1_component(doc: Node) -> V1Component:
     name = doc.optional("name", str) or "component"
     implementation = doc.required("implementation", Mapping)
     if implementation.has("graph"):
-        implementation.child("graph").unsupported(
+        graph = implementation.child("graph")
+        refs = sorted({
+            str(ref.get("url") or ref.get("name") or ref.get("digest"))
+            for _, task in graph.child("tasks").items()
+            if isinstance(task.value, Mapping)
+            for ref in [task.child("componentRef").value] if isinstance(ref, Mapping) and "spec" not in ref
+        })
+        graph.unsupported(
             "v1 graph component",
             "graph components (a pipeline written as a v1 component) are not supported; "
-            "compile the pipeline with the KFP v2 SDK instead",
+            "compile the pipeline with the KFP v2 SDK instead"
+            + (f"; its tasks' components are only referenced, not included: {refs[0]}"
+               + (f" and {len(refs) - 1} more" if len(refs) > 1 else "") if refs else ""),
         )
     container = implementation.required("container", Mapping)
-    if container.get("fileOutputs"):
-        container.child("fileOutputs").unsupported(
-            "v1 fileOutputs",
-            "legacy 'fileOutputs' are not supported; declare the output with {outputPath: name}",
-        )
     inputs = {}
     for element in doc.child("inputs").elements():
         input_name = element.required("name", str).value
@@ -101,6 +105,7 @@ def parse_v1_component(doc: Node) -> V1Component:
     usage = _Usage()
     command = [usage.translate(item) for item in container.child("command").elements()]
     args = [usage.translate(item) for item in container.child("args").elements()]
+    file_outputs = _file_outputs(container.child("fileOutputs"), outputs, usage)
     for kind, names in (("input", usage.inputs()), ("output", usage.outputs)):
         declared = inputs if kind == "input" else outputs
         for used in sorted(names):
@@ -130,6 +135,8 @@ def parse_v1_component(doc: Node) -> V1Component:
     out_artifacts: dict[str, ArtifactSpec] = {}
     for output_name, element in outputs.items():
         v1_type = type_name(element.get("type"))
+        # a fileOutputs output is an outputPath output at a fixed path (KFP v1 puts both in
+        # ContainerOp.file_outputs): a parameter when its type is one, else an artifact
         if output_name not in usage.output_uris and v1_type.lower() in V1_PARAMETER_TYPES:
             out_parameters[output_name] = ParameterSpec(output_name, ParameterType.STRING)
         else:
@@ -143,7 +150,10 @@ def parse_v1_component(doc: Node) -> V1Component:
     executor = Executor(
         label=f"exec-{_slug(name)}",
         location=location,
-        container=Container(image=container.required("image", str).value, command=tuple(command), args=tuple(args), env=env),
+        container=Container(
+            image=container.required("image", str).value, command=tuple(command), args=tuple(args), env=env,
+            file_outputs=file_outputs,
+        ),
     )
     component = Component(
         name=f"comp-{_slug(name)}",
@@ -161,6 +171,31 @@ def parse_v1_component(doc: Node) -> V1Component:
         v1_types=v1_types,
         annotations=_text_map(metadata.child("annotations")),
     )
+
+
+def _file_outputs(node: Node, outputs: Mapping[str, Node], usage: _Usage) -> dict[str, str]:
+    """``fileOutputs: {output: /fixed/path}``, checked as KFP v1 does
+    (``_structures.ComponentSpec._post_init``: an entry naming no declared output is an
+    error; ``_components._resolve_command_line_and_paths``: an output with a fixed path
+    and an ``outputPath`` placeholder is a conflict). Argo reads the files after the
+    container ends, so a path must be absolute."""
+    if node.value is None:
+        return {}
+    node.expect(Mapping, "a mapping of output names to the paths the command writes them at")
+    paths: dict[str, str] = {}
+    for output_name, child in node.items():
+        path = child.expect(str, "an absolute path in the container")
+        if output_name not in outputs:
+            child.fail(f"fileOutputs names output '{output_name}', which the component does not declare")
+        if not path.startswith("/") or "\0" in path:
+            child.fail(f"the fileOutputs path of output '{output_name}' must be an absolute path, not {path!r}")
+        if output_name in usage.outputs:
+            child.fail(
+                f"output '{output_name}' has a fixed path in fileOutputs and is also used with an output "
+                "placeholder in the command; KFP v1 refuses the conflicting output files"
+            )
+        paths[output_name] = path
+    return paths
 
 
 # Placeholders naming an input or output → which of the two.
