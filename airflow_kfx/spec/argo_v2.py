@@ -176,18 +176,18 @@ class _Use:
 def rebuild_pipeline_spec(node: Node) -> RebuiltSpec:
     """The PipelineSpec (and platform spec) of the workflow at ``node``.
 
-    Refuses KFP v1 and other Argo workflows (UnsupportedFeatureError), and workflow
-    settings the spec cannot express; a malformed workflow raises SpecError.
+    Hands KFP v1 workflows to :mod:`airflow_kfx.spec.argo_v1`; refuses workflow settings
+    the spec cannot express (UnsupportedFeatureError); a malformed workflow raises SpecError.
     """
     _check_kind(node)
     if not is_v2_backend_workflow(node.value):
-        node.unsupported(
-            "KFP v1 Argo workflow",
-            "this Argo Workflow was not compiled by the KFP v2 backend (it has no "
-            f"'{ROOT_PARAMETER}' parameter: a KFP v1 SDK, v2-compatible or hand-written "
-            "workflow); v1 Argo workflows are not translated yet: compile the pipeline with the "
-            "KFP v2 SDK and use its YAML",
-        )
+        # A KFP v1 SDK (or hand-written) workflow: its templates are the pipeline itself.
+        from airflow_kfx.spec.argo_v1 import rebuild_v1_pipeline_spec
+
+        v1 = rebuild_v1_pipeline_spec(node)
+        v1.spec["schemaVersion"] = SCHEMA_VERSION
+        v1_origins = tuple(Origin(o.ir_path, o.workflow_path, o.line, exact=False) for o in v1.origins)
+        return RebuiltSpec(node.file, node.line, v1.spec, None, v1_origins)
     for key, child in node.items():
         if key not in _TOP_LEVEL:
             child.fail(f"unknown top-level field '{key}' in an Argo Workflow; expected {', '.join(sorted(_TOP_LEVEL))}")
