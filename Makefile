@@ -33,7 +33,7 @@ lint: setup
 
 # The README's test command (CI runs it): the linter, then every test, slow end-to-end runs included.
 test: setup system-deps lint
-	$(VENV)/bin/python -m pytest -n 2
+	$(VENV)/bin/python -m pytest -n 2 --dist worksteal
 
 # Everything but the end-to-end pipeline runs.
 test-fast: setup

@@ -144,14 +144,44 @@ def test_parallelism_runs_loop_iterations_at_once_within_the_loops_limit(kfx_hom
     assert [i["state"] for i in unlimited["iterations"] + limited["iterations"]] == ["success"] * 6
     assert _most_at_once(unlimited["iterations"]) >= 2, unlimited
     assert _most_at_once(limited["iterations"]) <= 2, limited
-    # one at a time without it; a loop of more than five iterations is one row of the
-    # summary table, and its later iterations print no progress lines
-    code, output, summary = kfx_run(kfx_home, str(FIXTURES / "sleepy_loops.yaml"), "-p", "items=[1, 2, 3, 4, 5, 6, 7]",
-                                    "-p", "seconds=0", env=NO_TRACKING)
-    assert code == 0, output
-    assert _most_at_once(summary["tasks"]["for-loop-1/nap"]["iterations"]) == 1
-    assert len(summary["tasks"]["for-loop-1/nap"]["iterations"]) == 7  # the JSON keeps every iteration
-    row = next(line for line in output.splitlines() if "for-loop-1/nap ×7" in line)
-    assert "7 success" in row and "slowest: [" in row, row
-    assert "✓ for-loop-1/nap [4]" in output and "for-loop-1/nap [5…]: further iterations run quietly" in output
-    assert "nap [6]" not in output
+
+
+def test_a_long_loop_is_one_summary_row_and_its_later_iterations_run_quietly() -> None:
+    """More than five iterations: one row (counts, failures, the slowest); the progress
+    shows the first five and failures only (the --json summary keeps every iteration)."""
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from airflow_kfx.run import SHOWN_ITERATIONS, _print_summary, _Progress
+
+    states = ["success"] * 6 + ["failed"]
+    summary = {
+        "pipeline": "p", "run_id": "r", "state": "failed", "outputs": {"parameters": {}},
+        "tasks": {"loop/nap": {"state": "failed", "iterations": [
+            {"state": state, "outputs": {"parameters": {"Output": i}}} for i, state in enumerate(states)
+        ]}, "after": {"state": "success", "outputs": {"parameters": {"Output": 1}}}},
+    }
+    out = io.StringIO()
+    _print_summary(Console(file=out, width=200), summary, 1.0, "/root",
+                   {("loop/nap", i): 0.5 + (i == 3) for i in range(7)})
+    table = out.getvalue()
+    row = next(line for line in table.splitlines() if "loop/nap ×7" in line)
+    assert "6 success" in row and "1 failed" in row and "failed: [6]" in row and "slowest: [3] 1.5s" in row, table
+    assert "loop/nap [0]" not in table and "after" in table
+
+    out = io.StringIO()
+    progress = _Progress(Console(file=out, width=200), SimpleNamespace(tasks={"t": SimpleNamespace(
+        task_id="loop.nap", kfp_path="loop/nap", kind="executor")}))
+    for index in range(7):
+        ti = SimpleNamespace(task_id="loop.nap", map_index=index)
+        progress.on_task_instance_running(None, ti)
+        if index == 6:
+            progress.on_task_instance_failed(None, ti, RuntimeError("boom"))
+        else:
+            progress.on_task_instance_success(None, ti)
+    shown = out.getvalue()
+    assert f"✓ loop/nap [{SHOWN_ITERATIONS - 1}]" in shown and f"loop/nap [{SHOWN_ITERATIONS}…]: further iterations run quietly" in shown
+    assert f"✓ loop/nap [{SHOWN_ITERATIONS}]" not in shown
+    assert "✗ failed loop/nap [6]" in shown and "boom" in shown
