@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_kfx.spec.rebuilt import Origin, located
 from airflow_kfx.spec.source import LineDict, Node, join_path
 
 PIPELINE_SPEC_ANNOTATION = "pipelines.kubeflow.org/pipeline_spec"
@@ -72,16 +73,6 @@ _TASK_OUTPUT = re.compile(r"^tasks\.([^.\s]+)\.outputs\.parameters\.([^.\s]+)$")
 # v1 Bool/Float is text like "True"/"1.0", which a v2 BOOLEAN/NUMBER_DOUBLE would render
 # as "true"/"1": they stay STRING, as Argo passes them.
 _TYPES = {"string": "STRING", "str": "STRING", "integer": "NUMBER_INTEGER", "int": "NUMBER_INTEGER"}
-
-
-@dataclass(frozen=True)
-class Origin:
-    """A part of the rebuilt spec (``ir_path``) and the workflow value it came from; the
-    parts below it are at other paths in the workflow (argo_v2 relocates errors with it)."""
-
-    ir_path: str
-    workflow_path: str
-    line: int | None
 
 
 @dataclass(frozen=True)
@@ -141,27 +132,27 @@ def rebuild_v1_pipeline_spec(node: Node) -> V1Spec:
     else:  # hello-world style: the entrypoint itself is the only task
         _entry_inputs(entry, parameters)
         template = component_of(entry_name.value, entry_name)
-        inputs = {name: _located(entry.line, componentInputParameter=name) for name in template.inputs}
-        tasks = _located(entry.line, {entry_name.value: _task(entry.line, entry_name.value, template, inputs, [])})
-        origins.append(Origin(join_path("root", "dag", "tasks", entry_name.value), entry.path, entry.line))
+        inputs = {name: located(entry.line, componentInputParameter=name) for name in template.inputs}
+        tasks = located(entry.line, {entry_name.value: _task(entry.line, entry_name.value, template, inputs, [])})
+        origins.append(Origin(join_path("root", "dag", "tasks", entry_name.value), entry.path, entry.line, exact=False))
 
-    document = _located(node.line)
+    document = located(node.line)
     name, display = _names(metadata, annotation)
-    info = _located(metadata.line, name=name)
+    info = located(metadata.line, name=name)
     if display:
         info["displayName"] = display
     description = annotation.get("description") if isinstance(annotation.get("description"), str) else None
     if description:
         info["description"] = description
     document["pipelineInfo"] = info
-    origins.append(Origin("pipelineInfo", metadata.path, metadata.line))
-    root = _located(entry.line, dag=_located(entry.line, tasks=tasks))
+    origins.append(Origin("pipelineInfo", metadata.path, metadata.line, exact=False))
+    root = located(entry.line, dag=located(entry.line, tasks=tasks))
     if parameters:
-        root["inputDefinitions"] = _located(spec.line, parameters=_located(spec.line, parameters))
+        root["inputDefinitions"] = located(spec.line, parameters=located(spec.line, parameters))
     document["root"] = root
-    origins.append(Origin("root.inputDefinitions", spec.child("arguments").path, spec.line))
-    document["components"] = _located(spec.line, components)
-    document["deploymentSpec"] = _located(spec.line, executors=_located(spec.line, executors))
+    origins.append(Origin("root.inputDefinitions", spec.child("arguments").path, spec.line, exact=False))
+    document["components"] = located(spec.line, components)
+    document["deploymentSpec"] = located(spec.line, executors=located(spec.line, executors))
     return V1Spec(document, tuple(origins))
 
 
@@ -198,15 +189,6 @@ def _names(metadata: Node, annotation: Mapping[str, Any]) -> tuple[str, str | No
     return name, display if display and display != name else None
 
 
-def _located(line: int | None, items: Mapping[str, Any] | None = None, /, **more: Any) -> LineDict:
-    """A mapping for the rebuilt spec, placed at a workflow line (so errors found in it
-    point there). The same as argo_v2's, which this module cannot import."""
-    result = LineDict(items or {}, **more)
-    result.line = line
-    result.key_lines = dict.fromkeys(result, line)
-    return result
-
-
 def _k8s_name(text: str) -> str:
     return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", text.lower())).strip("-")
 
@@ -230,7 +212,7 @@ def _root_inputs(arguments: Node, annotation: Mapping[str, Any]) -> dict[str, An
                              "only a parameter's name and value are translated")
         v1_type = str(declared.get(name, {}).get("type") or "String")
         kind = _TYPES.get(v1_type.lower(), "STRING")
-        definition = _located(item.line, parameterType=kind)
+        definition = located(item.line, parameterType=kind)
         value = item.child("value")
         if value.value is not None:
             definition["defaultValue"] = _typed(value, kind)
@@ -315,7 +297,7 @@ def _container_template(
                 f"output '{output}' is read from {path}, which the command line never names (the program "
                 "computes it), so the output's file cannot be given to it",
             )
-    body = _located(container.line, image=container.required("image", str).value)
+    body = located(container.line, image=container.required("image", str).value)
     body["command"] = [_output_files(text, outputs) for text in command]
     body["args"] = [_output_files(text, outputs) for text in args]
     env = _env(container.child("env"))
@@ -325,17 +307,17 @@ def _container_template(
     if resources:
         body["resources"] = resources
     label, component = f"exec-{name}", f"comp-{name}"
-    executors[label] = _located(container.line, container=body)
-    spec = _located(template.line, executorLabel=label)
+    executors[label] = located(container.line, container=body)
+    spec = located(template.line, executorLabel=label)
     if inputs:
-        spec["inputDefinitions"] = _located(template.line, parameters=_located(
-            template.line, {i: _located(template.line, parameterType="STRING") for i in inputs}))
+        spec["inputDefinitions"] = located(template.line, parameters=located(
+            template.line, {i: located(template.line, parameterType="STRING") for i in inputs}))
     if outputs:
-        spec["outputDefinitions"] = _located(template.line, parameters=_located(
-            template.line, {o: _located(template.line, parameterType="STRING") for o in outputs}))
+        spec["outputDefinitions"] = located(template.line, parameters=located(
+            template.line, {o: located(template.line, parameterType="STRING") for o in outputs}))
     components[component] = spec
-    origins.append(Origin(join_path("components", component), template.path, template.line))
-    origins.append(Origin(join_path("deploymentSpec", "executors", label), container.path, container.line))
+    origins.append(Origin(join_path("components", component), template.path, template.line, exact=False))
+    origins.append(Origin(join_path("deploymentSpec", "executors", label), container.path, container.line, exact=False))
     return _Template(component, tuple(inputs), tuple(outputs))
 
 
@@ -442,7 +424,7 @@ def _env(node: Node) -> list[Any]:
         value = item.child("value")
         if isinstance(value.value, str) and "{{" in value.value:
             value.unsupported("Argo variable in env", "environment values with Argo variables are not translated")
-        found.append(_located(item.line, name=item.required("name", str).value, value=value.value))
+        found.append(located(item.line, name=item.required("name", str).value, value=value.value))
     return found
 
 
@@ -450,7 +432,7 @@ def _resources(node: Node) -> LineDict | None:
     """CPU/memory limits and requests; other resources (GPUs, TPUs) are refused."""
     if node.value is None:
         return None
-    result = _located(node.line)
+    result = located(node.line)
     keys = {("limits", "cpu"): "resourceCpuLimit", ("limits", "memory"): "resourceMemoryLimit",
             ("requests", "cpu"): "resourceCpuRequest", ("requests", "memory"): "resourceMemoryRequest"}
     for group, child in node.items():
@@ -489,7 +471,7 @@ def _dag_tasks(entry: Node, parameters: Mapping[str, Any], component_of: Any, or
         if name in task_nodes:
             task.child("name").fail(f"task '{name}' is defined twice")
         task_nodes[name] = task
-    tasks = _located(dag.line)
+    tasks = located(dag.line)
     outputs: dict[str, tuple[str, ...]] = {}
     for name, task in task_nodes.items():
         for key, child in task.items():
@@ -509,7 +491,7 @@ def _dag_tasks(entry: Node, parameters: Mapping[str, Any], component_of: Any, or
                 dependency.fail(f"depends on task '{dependency.value}', which the DAG does not define")
             dependencies.append(dependency.value)
         tasks[name] = _task(task.line, name, template, inputs, dependencies)
-        origins.append(Origin(join_path("root", "dag", "tasks", name), task.path, task.line))
+        origins.append(Origin(join_path("root", "dag", "tasks", name), task.path, task.line, exact=False))
     return tasks
 
 
@@ -548,7 +530,7 @@ def _source(
     """A task argument as a v2 task input: a pipeline parameter, a task output or text."""
     text = value.value if isinstance(value.value, str) else json.dumps(value.value)
     if "{{" not in text:
-        return _located(value.line, runtimeValue=_located(value.line, constant=text))
+        return located(value.line, runtimeValue=located(value.line, constant=text))
     match = _VARIABLE.fullmatch(text.strip())
     if match is None:
         value.unsupported("Argo argument mixing text and variables",
@@ -559,7 +541,7 @@ def _source(
         if found:
             if found.group(1) not in parameters or (scope is not None and found.group(1) not in scope):
                 value.fail(f"refers to pipeline parameter '{found.group(1)}', which the workflow does not define")
-            return _located(value.line, componentInputParameter=found.group(1))
+            return located(value.line, componentInputParameter=found.group(1))
     found = _TASK_OUTPUT.match(body)
     if found:
         producer, output = found.groups()
@@ -567,15 +549,15 @@ def _source(
             value.fail(f"refers to task '{producer}', which the DAG does not define")
         if output not in outputs[producer]:
             value.fail(f"refers to output '{output}', which task '{producer}' does not produce")
-        return _located(value.line, taskOutputParameter=_located(
+        return located(value.line, taskOutputParameter=located(
             value.line, producerTask=producer, outputParameterKey=output))
     value.unsupported("Argo variable", f"the Argo variable {text!r} has no PipelineSpec equivalent")
 
 
 def _task(line: int | None, name: str, template: _Template, inputs: Mapping[str, Any], dependencies: list[str]) -> LineDict:
-    task = _located(line, componentRef=_located(line, name=template.component), taskInfo=_located(line, name=name))
+    task = located(line, componentRef=located(line, name=template.component), taskInfo=located(line, name=name))
     if inputs:
-        task["inputs"] = _located(line, parameters=_located(line, dict(inputs)))
+        task["inputs"] = located(line, parameters=located(line, dict(inputs)))
     if dependencies:
         task["dependentTasks"] = dependencies
     return task

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_kfx.exceptions import SpecError
+from airflow_kfx.spec.rebuilt import Origin, located
 from airflow_kfx.spec.source import MAX_DEPTH, LineDict, Node, join_path
 
 ROOT_PARAMETER = "components-root"
@@ -97,16 +98,6 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 # ---------------------------------------------------------------------------
 # What the rebuild returns
 # ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Origin:
-    """A part of the rebuilt spec (``ir_path``) and where the workflow holds it."""
-
-    ir_path: str
-    workflow_path: str
-    line: int | None
-    exact: bool = True  # False: the parts below ir_path are not at the same path in the workflow
 
 
 @dataclass(frozen=True)
@@ -186,8 +177,7 @@ def rebuild_pipeline_spec(node: Node) -> RebuiltSpec:
 
         v1 = rebuild_v1_pipeline_spec(node)
         v1.spec["schemaVersion"] = SCHEMA_VERSION
-        v1_origins = tuple(Origin(o.ir_path, o.workflow_path, o.line, exact=False) for o in v1.origins)
-        return RebuiltSpec(node.file, node.line, v1.spec, None, v1_origins)
+        return RebuiltSpec(node.file, node.line, v1.spec, None, v1.origins)
     for key, child in node.items():
         if key not in _TOP_LEVEL:
             child.fail(f"unknown top-level field '{key}' in an Argo Workflow; expected {', '.join(sorted(_TOP_LEVEL))}")
@@ -206,12 +196,12 @@ def rebuild_pipeline_spec(node: Node) -> RebuiltSpec:
     components, executors, kubernetes = _rebuild_components(root, uses, parameters, origins)
     _check_kubernetes_parameters(parameters, kubernetes)
     name_node = _pipeline_name(spec.child("templates"), templates)
-    document = _located(name_node.line)
-    document["pipelineInfo"] = _located(name_node.line, name=_last_segment(name_node.value))
+    document = located(name_node.line)
+    document["pipelineInfo"] = located(name_node.line, name=_last_segment(name_node.value))
     origins.append(Origin("pipelineInfo", name_node.path, name_node.line, exact=False))
     document["root"] = root.value
-    document["components"] = _located(spec.line, {n: c.value for n, c in sorted(components.items())})
-    document["deploymentSpec"] = _located(spec.line, executors=_located(spec.line, executors))
+    document["components"] = located(spec.line, {n: c.value for n, c in sorted(components.items())})
+    document["deploymentSpec"] = located(spec.line, executors=located(spec.line, executors))
     document["schemaVersion"] = SCHEMA_VERSION
     if runtime_config is not None:
         _apply_runtime_config(runtime_config, root, document)
@@ -429,7 +419,7 @@ def _rebuild_components(
                 continue
             body = _json(parameters[use.implementation].value, f"workflow parameter '{use.implementation}'")
             body.expect(Mapping, f"a {use.kind} spec")
-            executors[label] = _located(body.line, {use.kind: body.value})
+            executors[label] = located(body.line, {use.kind: body.value})
             executor_path = join_path("deploymentSpec", "executors", label)
             origins.append(Origin(executor_path, body.path, body.line))
             origins.append(Origin(join_path(executor_path, use.kind), body.path, body.line))
@@ -525,7 +515,7 @@ def _disable_caching(components: list[Node]) -> None:
     for component in components:
         for _, task in component.child("dag").child("tasks").items():
             if isinstance(task.value, Mapping):
-                task.value["cachingOptions"] = _located(task.line, enableCache=False)
+                task.value["cachingOptions"] = located(task.line, enableCache=False)
 
 
 def _platform(
@@ -550,16 +540,16 @@ def _platform(
             container = executor.get("container")
             if not isinstance(container, Mapping) or str(container.get("image", "")).startswith("argostub/"):
                 continue
-            config = configs.setdefault(label, _located(run_as.line))
+            config = configs.setdefault(label, located(run_as.line))
             if not isinstance(config, Mapping):
                 continue  # parse_kubernetes_platform reports it
-            context = config.setdefault("securityContext", _located(run_as.line))
+            context = config.setdefault("securityContext", located(run_as.line))
             if isinstance(context, dict):
                 context.setdefault("runAsUser", user)
     pipeline_config = _workspace(spec.child("volumeClaimTemplates"), origins)
     if not configs and pipeline_config is None:
         return None
-    platform = _located(spec.line, deploymentSpec=_located(spec.line, executors=_located(spec.line, configs)))
+    platform = located(spec.line, deploymentSpec=located(spec.line, executors=located(spec.line, configs)))
     if pipeline_config is not None:
         platform["pipelineConfig"] = pipeline_config
     return platform
@@ -585,25 +575,17 @@ def _workspace(node: Node, origins: list[Origin]) -> LineDict | None:
                 "the workspace volume can only request storage (its size); other resources are not translated",
             )
         size = requests.child("storage").expect((str, int, float), "a storage size")
-        patch = _located(pvc.line, {k: v for k, v in pvc.value.items() if k != "resources"})
-        workspace = _located(claim.line, size=str(size))
+        patch = located(pvc.line, {k: v for k, v in pvc.value.items() if k != "resources"})
+        workspace = located(claim.line, size=str(size))
         if patch:
-            workspace["kubernetes"] = _located(pvc.line, pvcSpecPatch=patch)
+            workspace["kubernetes"] = located(pvc.line, pvcSpecPatch=patch)
         origins.append(Origin("platforms.kubernetes.pipelineConfig", claim.path, claim.line, exact=False))
-    return None if workspace is None else _located(node.line, workspace=workspace)
+    return None if workspace is None else located(node.line, workspace=workspace)
 
 
 # ---------------------------------------------------------------------------
 # JSON strings
 # ---------------------------------------------------------------------------
-
-
-def _located(line: int | None, items: Mapping[str, Any] | None = None, /, **more: Any) -> LineDict:
-    """A mapping for the rebuilt spec, placed at a workflow line."""
-    result = LineDict(items or {}, **more)
-    result.line = line
-    result.key_lines = dict.fromkeys(result, line)
-    return result
 
 
 def _origin(ir_path: str, node: Node) -> Origin:
@@ -618,7 +600,7 @@ def _json(node: Node, what: str) -> Node:
     text = node.expect(str, f"{what} as a JSON string")
 
     def mapping(pairs: list[tuple[str, Any]]) -> LineDict:
-        return _located(node.line, dict(pairs))
+        return located(node.line, dict(pairs))
 
     try:
         value = json.loads(text, object_pairs_hook=mapping, parse_int=_bounded_int, parse_constant=_no_constant)
