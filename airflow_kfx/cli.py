@@ -80,7 +80,7 @@ def validate_command(paths: Sequence[str]) -> int:
         owners: dict[str, Path] = {}  # DAG id → the file that has it (as load_pipelines assigns them)
         for path in pipeline_files(given):
             checked += 1
-            error, dag_id = _check_one(path)
+            error, dag_id = check_file(path)
             if error:
                 problems += 1
                 print(error, file=sys.stderr)
@@ -94,7 +94,7 @@ def validate_command(paths: Sequence[str]) -> int:
     return 1 if problems else 0
 
 
-def _check_one(path: Path) -> tuple[str | None, str | None]:
+def check_file(path: Path) -> tuple[str | None, str | None]:
     """One line describing the file's problem (or None), and the DAG id it makes."""
     from airflow_kfx.dag_builder import build_dag
     from airflow_kfx.exceptions import UnsupportedFeatureError

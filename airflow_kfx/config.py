@@ -35,6 +35,8 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "mlflow_credentials_secret": ("", "Kubernetes secret holding MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN for task pods (kubernetes runtime)."),
     "image_pull_policy": ("", "Image pull policy for task pods (Always, IfNotPresent, Never); empty: Kubernetes' default."),
     "on_finish_action": ("delete_pod", "What happens to a task's pod when it ends (KubernetesPodOperator on_finish_action): delete_pod, delete_succeeded_pod, delete_active_pod or keep_pod."),
+    "upload_folder": ("", "Pipelines folder the 'Upload pipeline' page writes to (a folder a load_pipelines() drop-in of a DAG bundle reads); empty: uploads are off."),
+    "upload_max_mb": ("20", "Largest pipeline file the upload page accepts, in MB."),
     "service_account": ("", "Service account for task pods; empty: the namespace default."),
 }
 

@@ -153,6 +153,8 @@ GATE_TASK_NAME = "kfx-condition"
 GATE_OUTPUT = "satisfied"
 ITERATIONS_SUFFIX = "-iterations"
 RUN_START_TASK = "kfx-run-start"  # first task of every pipeline DAG: checks the run's parameters
+# The XCom key under which kfx-run-start records the run's pipeline root (read by the UI).
+PIPELINE_ROOT_XCOM = "kfx_pipeline_root"
 
 
 @dataclass(frozen=True)

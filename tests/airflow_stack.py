@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,8 +135,10 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def airflow_stack(home: Path, *, dags: Mapping[str, str], env: Mapping[str, str] | None = None) -> Iterator[AirflowStack]:
-    """Start api-server, scheduler and dag-processor on a new database; stop and drop them after."""
+def airflow_stack(home: Path, *, dags: Mapping[str, str], env: Mapping[str, str] | None = None,
+                  setup: Sequence[Sequence[str]] = ()) -> Iterator[AirflowStack]:
+    """Start api-server, scheduler and dag-processor on a new database; stop and drop them
+    after. ``setup``: ``airflow`` commands run once the database exists, before they start."""
     import psycopg2
 
     home.mkdir(parents=True, exist_ok=True)
@@ -169,6 +171,8 @@ def airflow_stack(home: Path, *, dags: Mapping[str, str], env: Mapping[str, str]
     stack = AirflowStack(home, environment, database)
     try:
         stack.airflow("db", "migrate", timeout=300)
+        for command in setup:
+            stack.airflow(*command)
         for name, args in (("api-server", ["api-server", "--port", str(port)]), ("scheduler", ["scheduler"]),
                            ("dag-processor", ["dag-processor"])):
             log = open(home / f"{name}.log", "wb")  # noqa: SIM115 - owned by the process until it ends

@@ -90,11 +90,21 @@ def test_the_cycle_check_finds_a_cycle() -> None:
 def test_the_spec_layer_imports_no_airflow_kubernetes_or_mlflow() -> None:
     pure = [p for p in PACKAGE.rglob("*.py") if p.parent.name == "spec"]
     pure += [PACKAGE / name for name in ("placeholders.py", "task_io.py", "plan.py", "values.py", "params.py")]
+    # What the UI plugin shows and how it stores uploads are pure too; only its app and store touch Airflow.
+    pure += [PACKAGE / "ui" / name for name in ("outputs.py", "charts.py", "pages.py", "upload.py")]
     offenders = {
         _module_name(path): sorted(m for m in _imports(path) if m.split(".")[0] in ("airflow", "kubernetes", "mlflow"))
         for path in pure
     }
     assert {name: found for name, found in offenders.items() if found} == {}
+
+
+def test_nothing_below_the_ui_plugin_imports_it() -> None:
+    """The plugin sits on top: the DAG builder, operators and runtimes never load FastAPI."""
+    graph = _graph()
+    upward = {name: sorted(t for t in targets if t.startswith("airflow_kfx.ui"))
+              for name, targets in graph.items() if not name.startswith("airflow_kfx.ui")}
+    assert {name: found for name, found in upward.items() if found} == {}
 
 
 def test_every_public_name_resolves() -> None:

@@ -260,6 +260,8 @@ class KfxRunBoundaryOperator(BaseOperator):
         from airflow_kfx.tracking.task import pipeline_params, pipeline_tracking
 
         params = pipeline_params(context, self.kfx_pipeline) if self.end else self._check_parameters(context)
+        if not self.end:
+            self._record_pipeline_root(context)
         states = self._states(context) if self.end else {}
         failed = sorted(task for task, state in states.items() if state == "failed")
         tracking = pipeline_tracking(context, self.kfx_pipeline, self.kfx_settings)
@@ -292,6 +294,14 @@ class KfxRunBoundaryOperator(BaseOperator):
                 + "\n  ".join(problems)
             )
         return values
+
+    def _record_pipeline_root(self, context: Any) -> None:
+        """Where this run's artifacts live, for the run-outputs view: it reads nothing
+        outside this root, and the root can differ per pipeline (kfx.yaml, the file's own)."""
+        from airflow_kfx.operators.container import default_pipeline_root
+        from airflow_kfx.plan import PIPELINE_ROOT_XCOM
+
+        context["ti"].xcom_push(key=PIPELINE_ROOT_XCOM, value=default_pipeline_root(self.kfx_pipeline, self.kfx_settings))
 
     def _states(self, context: Any) -> dict[str, str]:
         """Every other task's state in this run (mapped instances as ``task_mapindex``)."""
