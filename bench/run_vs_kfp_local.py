@@ -58,6 +58,7 @@ PIPELINE_YAML = REPO / "bench" / "chain6.yaml"
 KFX = REPO / ".venv" / "bin" / "kfx"
 KFX_PYTHON = REPO / ".venv" / "bin" / "python"
 KFP_VERSION = "2.16.1"
+RUNNERS = {"default": "SubprocessRunner()", "venv": "SubprocessRunner(use_venv=True)"}
 EXPECTED = 21
 
 
@@ -128,7 +129,7 @@ def kfx_phases(log: Path, started_at: float, ended_at: float) -> dict[str, float
         cursor = end + 1e-6
         total = end - begin - (api_start if begin == first_start else 0.0)
         try:
-            launch = at("local runtime: running", begin)
+            launch = at("Building pod", begin)  # the local runtime then runs the pod's command
             wrote = at("Wrote executor output file", launch)
         except StopIteration:
             launch = wrote = end + 1
@@ -258,7 +259,8 @@ def run_kfp_local(args: argparse.Namespace, scratch: Path) -> dict:
         root = scratch / f"kfp-local-root-{i}"
         la = load()
         result, wall, cpu = timed(
-            [str(python), str(Path(__file__).resolve()), "--kfp-local-worker", str(root)], env
+            [str(python), str(Path(__file__).resolve()), "--kfp-local-worker", str(root),
+             "--kfp-runner", args.kfp_runner], env
         )
         if result.returncode != 0:
             raise SystemExit(f"kfp.local run failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -273,7 +275,7 @@ def run_kfp_local(args: argparse.Namespace, scratch: Path) -> dict:
     return {"warmup": runs[0], "runs": runs[1:]}
 
 
-def kfp_local_worker(root: str) -> None:
+def kfp_local_worker(root: str, use_venv: bool) -> None:
     """Runs inside the kfp venv: the pipeline function on kfp.local, timed per task."""
     import contextlib
     import importlib.util
@@ -308,7 +310,7 @@ def kfp_local_worker(root: str) -> None:
     spec = importlib.util.spec_from_file_location("chain6", PIPELINE_PY)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    local.init(runner=local.SubprocessRunner(use_venv=True), pipeline_root=root)
+    local.init(runner=local.SubprocessRunner(use_venv=use_venv), pipeline_root=root)
     started = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # kfp.local prints task logs
         task = module.chain6()
@@ -333,7 +335,7 @@ def kfp_local_worker(root: str) -> None:
 def report(kfx: dict, kfp_local: dict, imports: dict, args: argparse.Namespace) -> None:
     print()
     print(
-        f"## chain6: `kfx run --no-cache` vs kfp.local SubprocessRunner(use_venv=True), median of {args.repeat}"
+        f"## chain6: `kfx run --no-cache` vs kfp.local {RUNNERS[args.kfp_runner]}, median of {args.repeat}"
     )
     print(
         f"byte-code: {'as the environment has it' if args.as_is_env else 'cached (PYTHONPYCACHEPREFIX)'}; "
@@ -342,7 +344,7 @@ def report(kfx: dict, kfp_local: dict, imports: dict, args: argparse.Namespace) 
     print()
     print("| | wall (median) | CPU (median) | runs (wall) |")
     print("| --- | --- | --- | --- |")
-    for name, side in (("kfx run --no-cache", kfx), ("kfp.local use_venv=True", kfp_local)):
+    for name, side in (("kfx run --no-cache", kfx), (f"kfp.local {RUNNERS[args.kfp_runner]}", kfp_local)):
         walls = [r["wall"] for r in side["runs"]]
         cpus = [r["cpu"] for r in side["runs"]]
         print(
@@ -401,10 +403,14 @@ def main() -> None:
         "--no-tracking", action="store_true", help="kfx: AIRFLOW__KFX__TRACKING=false (no MLflow run)"
     )
     parser.add_argument("--only", choices=["kfx", "kfp-local"])
+    parser.add_argument(
+        "--kfp-runner", choices=sorted(RUNNERS), default="default",
+        help="kfp.local's runner: its default SubprocessRunner() (tasks in the kfp venv's Python) or use_venv=True",
+    )
     parser.add_argument("--kfp-local-worker", metavar="ROOT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.kfp_local_worker:
-        kfp_local_worker(args.kfp_local_worker)
+        kfp_local_worker(args.kfp_local_worker, use_venv=args.kfp_runner == "venv")
         return
     scratch = Path(tempfile.mkdtemp(prefix="kfx-bench-"))
     print(
