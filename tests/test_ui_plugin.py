@@ -163,7 +163,8 @@ def test_a_new_version_replaces_the_file_and_older_runs_keep_theirs(stack: Airfl
 def test_in_a_browser_upload_training_run_it_and_see_its_outputs(stack: AirflowStack) -> None:
     """Chromium through Airflow's own UI: the "Upload pipeline" page takes training.yaml,
     and the run's "KFP outputs" tab shows the metrics table, the confusion matrix and the
-    Markdown report. Screenshots: test-output/kfx-upload.png, kfx-run-outputs.png."""
+    Markdown report. Screenshots: test-output/kfx-upload.png, kfx-run-outputs.png,
+    kfx-run-report.png."""
     import shutil
 
     from playwright.sync_api import sync_playwright
@@ -194,6 +195,11 @@ def test_in_a_browser_upload_training_run_it_and_see_its_outputs(stack: AirflowS
         run_id = run.json()["dag_run_id"]
         assert stack.wait_for_run("training", run_id, timeout=600) == "success", stack.logs()
 
+        outputs = Client(stack, "alice").get(f"/kfx/api/runs/training/{run_id}").json()
+        (report,) = [a for t in outputs["tasks"] for a in t["artifacts"] if a["schema_title"] == "system.Markdown"]
+        served = Client(stack, "alice").get(f"/kfx/runs/training/{run_id}/artifact", params={"uri": report["uri"]})
+        assert served.status_code == 200 and served.text.startswith("#"), served.text[:200]
+        assert served.headers["Content-Security-Policy"].startswith("sandbox")  # never runs as Airflow's origin
         page.goto(f"{base}/dags/training/runs/{run_id}", wait_until="load")
         page.get_by_text("KFP outputs", exact=True).first.click()
         view = page.frame_locator("iframe").first
@@ -202,6 +208,9 @@ def test_in_a_browser_upload_training_run_it_and_see_its_outputs(stack: AirflowS
         assert "accuracy" in metrics.inner_text()
         assert view.locator("svg.kfx-confusion").count() == 1
         assert view.locator(".kfx-markdown table").count() >= 1  # the report's tables, rendered
-        view.locator("h3", has_text="Artifacts").scroll_into_view_if_needed()
-        page.screenshot(path=str(OUTPUT / "kfx-run-outputs.png"))
+        evaluate = view.locator("section[data-task='evaluate-model']")
+        evaluate.locator("h3", has_text="metrics").scroll_into_view_if_needed()
+        page.screenshot(path=str(OUTPUT / "kfx-run-outputs.png"))  # the metrics table and the confusion matrix
+        evaluate.locator(".kfx-markdown").scroll_into_view_if_needed()
+        page.screenshot(path=str(OUTPUT / "kfx-run-report.png"))  # the Markdown report
         browser.close()

@@ -41,7 +41,7 @@ def load_run(session: Any, dag_id: str, run_id: str, *, task_id: str | None = No
     run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
     if run is None:
         return None
-    instances = select(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state).where(
+    instances = select(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state, TaskInstance.start_date).where(
         TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
     xcoms = select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == run_id,
                                     XComModel.key.in_(_KEYS))
@@ -57,7 +57,9 @@ def load_run(session: Any, dag_id: str, run_id: str, *, task_id: str | None = No
     root = recorded if isinstance(recorded, str) and recorded else configured_pipeline_root()
     read_text, readable = confined_reader(root)
     tasks = []
-    for ti_task, ti_index, state in sorted(session.execute(instances), key=lambda r: (r[0], r[1])):
+    # In the order they ran (as a run's graph reads), tasks that never started last.
+    rows = sorted(session.execute(instances), key=lambda r: (r[3] is None, r[3] or 0, r[0], r[1]))
+    for ti_task, ti_index, state, _ in rows:
         if ti_task in (RUN_START_TASK,) and task_id is None:
             continue
         if map_index is not None and ti_index != map_index:
