@@ -4,6 +4,7 @@ Parsing only, except one real run of a small two-task workflow."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -11,7 +12,15 @@ import pytest
 
 from airflow_kfx.exceptions import SpecError, UnsupportedFeatureError
 from airflow_kfx.spec.loader import load_pipeline_file, load_pipeline_text
-from airflow_kfx.spec.model import ComponentInput, Constant, ParameterType, TaskOutput
+from airflow_kfx.spec.model import (
+    ComponentInput,
+    Constant,
+    ParameterIterator,
+    ParameterType,
+    RetryPolicy,
+    TaskOutput,
+    TriggerStrategy,
+)
 from tests.support import CORPUS, corpus_files
 
 # A v1 workflow as the KFP v1 SDK writes one: a producer writes an output parameter at a
@@ -104,27 +113,25 @@ spec:
 """
 
 # What the 53 corpus v1 workflows give today (see the module docstring of argo_v1).
-LOADED = 8
+LOADED = 20
 REFUSED = {
     "Argo argument mixing text and variables": 1,
-    "Argo output artifacts": 3,
+    "Argo raw input artifact": 1,
     "Argo resource template": 5,
     "Argo script template": 1,
     "Argo steps template": 1,
     "Argo template affinity": 1,
-    "Argo template initContainers": 2,
-    "Argo template inputs.artifacts": 1,
+    "Argo template initContainers": 3,
+    "Argo template nodeSelector": 2,
     "Argo template pod metadata": 2,
     "Argo template sidecars": 2,
     "Argo template volumes": 4,
-    "Argo when condition": 3,
-    "Argo withItems loop": 3,
-    "Argo withParam loop": 6,
+    "Argo variable": 2,
+    "Argo variable in withItems": 1,
     "Argo workflow spec.activeDeadlineSeconds": 1,
     "Argo workflow spec.imagePullSecrets": 1,
-    "Argo workflow spec.onExit": 4,
     "Argo workflow spec.volumes": 1,
-    "nested Argo DAG template": 2,
+    "recursion": 3,
 }
 # Not a valid Argo workflow (Argo itself requires spec.entrypoint): a SpecError.
 INVALID = {"sdk/python/tests/compiler/testdata/tolerations.yaml": "missing required field 'entrypoint'"}
@@ -206,12 +213,20 @@ def test_a_broken_v1_workflow_names_file_and_path(old: str, new: str, path: str,
     ("old", "new", "feature"),
     [
         ("dependencies: [produce]", "dependencies: [produce]\n        when: '{{tasks.produce.outputs.parameters.produce-loud}} == A'",
-         "Argo when condition"),
-        ("  serviceAccountName: pipeline-runner", "  onExit: produce", "Argo workflow spec.onExit"),
+         "Argo when on a container task"),
+        ("dependencies: [produce]", "dependencies: [produce]\n        withItems: [1, 2]", "Argo loop over a container template"),
+        ("  serviceAccountName: pipeline-runner", "  onExit: produce", "Argo onExit template inputs"),
+        ("    metadata:\n      labels:", "    nodeSelector: {pool: gpu}\n    metadata:\n      labels:",
+         "Argo template nodeSelector"),
+        ("    metadata:\n      labels:", "    activeDeadlineSeconds: 30\n    metadata:\n      labels:",
+         "Argo template activeDeadlineSeconds"),
+        ("    metadata:\n      labels:", "    retryStrategy: {limit: 2, retryPolicy: OnError}\n    metadata:\n      labels:",
+         "Argo retryPolicy OnError"),
         ("          - name: suffix\n            value: '!'", "          - name: suffix\n            value: 'x{{workflow.name}}'",
          "Argo argument mixing text and variables"),
         ("/tmp/outputs/said/data, '{{", "/tmp/elsewhere, '{{", "KFP v1 output at a fixed path"),
-        ("limits: {cpu: '1', memory: 1G}", "limits: {nvidia.com/gpu: '1'}", "container resource nvidia.com/gpu"),
+        ("limits: {cpu: '1', memory: 1G}", "limits: {cloud-tpus.google.com/v3: '8'}",
+         "container resource cloud-tpus.google.com/v3"),
     ],
 )
 def test_what_v1_workflows_cannot_say_is_refused_by_name(old: str, new: str, feature: str) -> None:
@@ -230,3 +245,310 @@ def test_a_v1_workflow_runs_and_passes_an_output_on(tmp_path: Path, dags_folder:
     assert result.state == "success", result.states
     assert result.parameter("produce", "produce-loud") == "HEYHEYHEY"
     assert result.parameter("consume", "consume-said") == "HEYHEYHEY!"
+
+
+# The groups the KFP v1 SDK compiles to nested DAG templates, in its spelling: an
+# ExitHandler (exit-handler-1 + spec.onExit), Conditions (condition-N called with `when`,
+# == quoted, > unquoted), a ParallelFor over dicts (for-loop-N, {{item.a}}, parallelism),
+# a withParam loop over a task output, artifacts passed between tasks, and retries.
+GROUPS = """\
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  annotations:
+    pipelines.kubeflow.org/pipeline_spec: '{"inputs": [{"name": "side", "type": "String"},
+      {"name": "n", "type": "Integer"}], "name": "v1 groups"}'
+  generateName: v1-groups-
+spec:
+  arguments:
+    parameters:
+    - {name: side, value: heads}
+    - {name: n, value: '7'}
+  entrypoint: v1-groups
+  onExit: goodbye
+  serviceAccountName: pipeline-runner
+  templates:
+  - name: v1-groups
+    inputs:
+      parameters:
+      - {name: side}
+      - {name: n}
+    dag:
+      tasks:
+      - name: exit-handler-1
+        template: exit-handler-1
+        arguments:
+          parameters:
+          - {name: side, value: '{{inputs.parameters.side}}'}
+          - {name: n, value: '{{inputs.parameters.n}}'}
+  - name: exit-handler-1
+    inputs:
+      parameters:
+      - {name: side}
+      - {name: n}
+    dag:
+      tasks:
+      - name: flip
+        template: flip
+        arguments:
+          parameters:
+          - {name: side, value: '{{inputs.parameters.side}}'}
+      - name: condition-1
+        template: condition-1
+        dependencies: [flip]
+        when: '"{{tasks.flip.outputs.parameters.flip-output}}" == "heads"'
+        arguments:
+          parameters:
+          - {name: flip-output, value: '{{tasks.flip.outputs.parameters.flip-output}}'}
+      - name: condition-2
+        template: condition-2
+        when: '{{inputs.parameters.n}} > 5'
+      - name: for-loop-3
+        template: for-loop-3
+        withItems:
+        - {a: 1, b: x}
+        - {a: 2, b: y}
+        arguments:
+          parameters:
+          - {name: loop-item-param-2-subvar-a, value: '{{item.a}}'}
+          - {name: side, value: '{{inputs.parameters.side}}'}
+      - name: make-list
+        template: make-list
+      - name: for-loop-5
+        template: for-loop-5
+        dependencies: [make-list]
+        withParam: '{{tasks.make-list.outputs.parameters.make-list-out}}'
+        arguments:
+          parameters:
+          - {name: loop-item-param-4, value: '{{item}}'}
+  - name: condition-1
+    inputs:
+      parameters:
+      - {name: flip-output}
+    dag:
+      tasks:
+      - name: write
+        template: write
+        arguments:
+          parameters:
+          - {name: flip-output, value: '{{inputs.parameters.flip-output}}'}
+      - name: read
+        template: read
+        dependencies: [write]
+        arguments:
+          artifacts:
+          - {name: write-data, from: '{{tasks.write.outputs.artifacts.write-data}}'}
+    outputs:
+      artifacts:
+      - {name: write-data, from: '{{tasks.write.outputs.artifacts.write-data}}'}
+  - name: condition-2
+    dag:
+      tasks:
+      - {name: big, template: big}
+  - name: for-loop-3
+    parallelism: 1
+    inputs:
+      parameters:
+      - {name: loop-item-param-2-subvar-a}
+      - {name: side}
+    dag:
+      tasks:
+      - name: show
+        template: show
+        arguments:
+          parameters:
+          - {name: text, value: '{{inputs.parameters.loop-item-param-2-subvar-a}}'}
+  - name: for-loop-5
+    inputs:
+      parameters:
+      - {name: loop-item-param-4}
+    dag:
+      tasks:
+      - name: show-2
+        template: show
+        arguments:
+          parameters:
+          - {name: text, value: '{{inputs.parameters.loop-item-param-4}}'}
+  - name: flip
+    retryStrategy: {limit: 2, backoff: {duration: '1s', factor: 2}}
+    inputs:
+      parameters:
+      - {name: side}
+    container:
+      image: python:3.11
+      command: [sh, -c, 'mkdir -p "$(dirname /tmp/outputs/side/data)" && echo -n "$0" > /tmp/outputs/side/data', '{{inputs.parameters.side}}']
+    outputs:
+      parameters:
+      - name: flip-output
+        valueFrom: {path: /tmp/outputs/side/data}
+  - name: write
+    inputs:
+      parameters:
+      - {name: flip-output}
+    container:
+      image: python:3.11
+      command: [sh, -c, 'mkdir -p "$(dirname /tmp/outputs/data/data)" && echo -n "got $0" > /tmp/outputs/data/data', '{{inputs.parameters.flip-output}}']
+      resources:
+        limits: {nvidia.com/gpu: 1}
+    outputs:
+      artifacts:
+      - {name: write-data, path: /tmp/outputs/data/data}
+  - name: read
+    inputs:
+      artifacts:
+      - {name: write-data, path: /tmp/inputs/data/data}
+    container:
+      image: python:3.11
+      command: [sh, -c, 'mkdir -p "$(dirname /tmp/outputs/said/data)" && cp /tmp/inputs/data/data /tmp/outputs/said/data']
+    outputs:
+      parameters:
+      - name: read-said
+        valueFrom: {path: /tmp/outputs/said/data}
+  - name: big
+    container:
+      image: python:3.11
+      command: [echo, big]
+  - name: make-list
+    container:
+      image: python:3.11
+      command: [sh, -c, 'mkdir -p "$(dirname /tmp/outputs/out/data)" && echo -n "[10, 20, 30]" > /tmp/outputs/out/data']
+    outputs:
+      parameters:
+      - name: make-list-out
+        valueFrom: {path: /tmp/outputs/out/data}
+  - name: show
+    inputs:
+      parameters:
+      - {name: text}
+    container:
+      image: python:3.11
+      command: [echo, '{{inputs.parameters.text}}']
+  - name: goodbye
+    container:
+      image: python:3.11
+      command: [echo, goodbye]
+"""
+
+
+def test_v1_groups_become_nested_dag_components() -> None:
+    pipeline = load_pipeline_text(GROUPS, file="groups.yaml")
+    handler = pipeline.root.dag.tasks["exit-handler-1"]
+    assert pipeline.components[handler.component].kind == "exit-handler"
+    assert handler.inputs["side"].source == ComponentInput("side")
+    body = pipeline.components["comp-exit-handler-1"]
+    assert set(body.inputs.parameters) == {"side", "n"}
+    assert set(body.dag.tasks) == {"flip", "condition-1", "condition-2", "for-loop-3", "make-list", "for-loop-5"}
+    # a DAG output: the condition's artifact, from the task inside it
+    condition = pipeline.components["comp-condition-1"]
+    assert condition.kind == "condition"
+    output = condition.dag.outputs["write-data"]
+    assert output.is_artifact and output.selectors[0].producer_task == "write"
+    assert set(condition.outputs.artifacts) == {"write-data"}
+
+
+def test_v1_when_becomes_a_cel_condition_over_the_task_inputs() -> None:
+    tasks = load_pipeline_text(GROUPS, file="groups.yaml").components["comp-exit-handler-1"].dag.tasks
+    text = tasks["condition-1"]
+    # the argument passing the same value is the condition's input
+    assert text.condition == "inputs.parameter_values['flip-output'] == \"heads\""
+    assert text.inputs["flip-output"].source == TaskOutput("flip", "flip-output")
+    number = tasks["condition-2"]
+    # unquoted: compared as numbers; the value becomes a pipelinechannel input
+    assert number.condition == "double(inputs.parameter_values['pipelinechannel--n']) > 5.0"
+    assert number.inputs["pipelinechannel--n"].source == ComponentInput("n")
+
+
+@pytest.mark.parametrize(
+    ("when", "condition"),
+    [
+        ("'{{inputs.parameters.n}}' != 'a b'", "inputs.parameter_values['pipelinechannel--n'] != \"a b\""),
+        ("{{inputs.parameters.n}} == tails", "inputs.parameter_values['pipelinechannel--n'] == \"tails\""),
+        ("{{inputs.parameters.n}} <= -1.5", "double(inputs.parameter_values['pipelinechannel--n']) <= -1.5"),
+        ("{{inputs.parameters.n}} == 3", "double(inputs.parameter_values['pipelinechannel--n']) == 3.0"),
+        ('"x-{{inputs.parameters.n}}" == "x-1"', "\"x-\" + inputs.parameter_values['pipelinechannel--n'] == \"x-1\""),
+    ],
+)
+def test_v1_when_operators(when: str, condition: str) -> None:
+    from airflow_kfx.expressions import check_expression
+
+    text = GROUPS.replace("when: '{{inputs.parameters.n}} > 5'", f"when: {json.dumps(when)}")
+    task = load_pipeline_text(text, file="w.yaml").components["comp-exit-handler-1"].dag.tasks["condition-2"]
+    assert task.condition == condition and check_expression(condition) is None
+
+
+def test_v1_loops_become_parallel_for() -> None:
+    pipeline = load_pipeline_text(GROUPS, file="groups.yaml")
+    tasks = pipeline.components["comp-exit-handler-1"].dag.tasks
+    items = tasks["for-loop-3"]
+    assert items.iterator == ParameterIterator("loop-item-param-2", raw_items='[{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]')
+    assert items.parallelism_limit == 1
+    assert pipeline.components[items.component].kind == "loop"
+    assert set(pipeline.components[items.component].inputs.parameters) == {"side", "loop-item-param-2"}
+    show = pipeline.components[items.component].dag.tasks["show"]
+    # {{item.a}} reaches the body as a field of the loop's item
+    assert show.inputs["text"].source == ComponentInput("loop-item-param-2")
+    assert show.inputs["text"].selector == 'parseJson(string_value)["a"]'
+    param = tasks["for-loop-5"]
+    assert param.iterator == ParameterIterator("loop-item-param-4", input_parameter="pipelinechannel--make-list-make-list-out")
+    assert param.inputs["pipelinechannel--make-list-make-list-out"].source == TaskOutput("make-list", "make-list-out")
+    assert pipeline.components[param.component].dag.tasks["show-2"].inputs["text"].source == ComponentInput("loop-item-param-4")
+
+
+def test_v1_on_exit_becomes_an_exit_task_after_the_handler() -> None:
+    pipeline = load_pipeline_text(GROUPS, file="groups.yaml")
+    exit_task = pipeline.root.dag.tasks["goodbye"]
+    assert exit_task.dependent_tasks == ("exit-handler-1",)
+    assert exit_task.trigger_strategy is TriggerStrategy.ALL_UPSTREAM_TASKS_COMPLETED
+
+
+def test_v1_retries_resources_and_artifacts() -> None:
+    pipeline = load_pipeline_text(GROUPS, file="groups.yaml")
+    flip = pipeline.components["comp-exit-handler-1"].dag.tasks["flip"]
+    assert flip.retry == RetryPolicy(max_retry_count=2, backoff_seconds=1.0, backoff_factor=2.0)
+    write = pipeline.executors["exec-write"].container
+    assert (write.resources.accelerator.type, write.resources.accelerator.count) == ("nvidia.com/gpu", "1")
+    assert write.command[-2].endswith("> {{$.outputs.artifacts['write-data'].path}}")
+    assert pipeline.components["comp-write"].outputs.artifacts["write-data"].schema_title == "system.Artifact"
+    read = pipeline.components["comp-condition-1"].dag.tasks["read"]
+    assert read.inputs["write-data"].is_artifact and read.inputs["write-data"].source == TaskOutput("write", "write-data")
+    assert "{{$.inputs.artifacts['write-data'].path}}" in pipeline.executors["exec-read"].container.command[-1]
+
+
+RECURSIVE = GROUPS.replace("      - {name: big, template: big}", "      - {name: again, template: exit-handler-1}")
+
+
+@pytest.mark.parametrize(
+    ("text", "feature"),
+    [
+        (RECURSIVE, "recursion"),
+        (GROUPS.replace("- {a: 1, b: x}", "- {a: '{{workflow.parameters.n}}', b: x}"), "Argo variable in withItems"),
+        (GROUPS.replace("when: '{{inputs.parameters.n}} > 5'", "when: '{{inputs.parameters.n}} > 5 && 1 < 2'"),
+         "Argo when expression"),
+        (GROUPS.replace("      - {name: write-data, path: /tmp/inputs/data/data}",
+                        "      - {name: write-data, path: /tmp/inputs/data/data, raw: {data: hi}}"), "Argo raw input artifact"),
+        (GROUPS.replace("cp /tmp/inputs/data/data", "cp /tmp/elsewhere"), "KFP v1 input at a fixed path"),
+        (GROUPS.replace("  - name: big\n    container:", "  - name: big\n    steps: []\n    container:"),
+         "Argo steps template"),
+        (GROUPS.replace("      - {name: write-data, path: /tmp/outputs/data/data}",
+                        "      - {name: write-data, path: /tmp/outputs/data/data, s3: {bucket: mine}}"),
+         "Argo output artifact s3"),
+    ],
+)
+def test_what_v1_groups_cannot_say_is_refused_by_name(text: str, feature: str) -> None:
+    with pytest.raises(UnsupportedFeatureError) as caught:
+        load_pipeline_text(text, file="wf.yaml")
+    assert caught.value.feature == feature and caught.value.line is not None, caught.value
+
+
+def test_v1_groups_run(tmp_path: Path, dags_folder: Path) -> None:
+    from tests.runs import run_pipeline
+
+    path = tmp_path / "v1_groups.yaml"
+    path.write_text(GROUPS.replace("limits: {nvidia.com/gpu: 1}", "limits: {cpu: '1'}"))
+    result = run_pipeline(path, dags_folder, conf={"side": "heads", "n": 3})
+    assert result.state == "success", result.states
+    assert result.parameter("exit-handler-1.condition-1.read", "read-said") == "got heads"
+    # n=3: the numeric condition is false, its group skipped; the exit task ran
+    assert result.states[("exit-handler-1.condition-2.big", -1)] == "skipped", result.states
+    assert result.states[("goodbye", -1)] == "success"
+    assert sorted(i for (t, i), s in result.states.items() if t == "exit-handler-1.for-loop-5.show-2" and s == "success") == [0, 1, 2]

@@ -1,0 +1,373 @@
+"""KFP v1 Argo workflows: one container template (a ``ContainerOp``) → a PipelineSpec
+component and its executor. Used by :mod:`airflow_kfx.spec.argo_v1`.
+
+* ``{{inputs.parameters.X}}`` → ``{{$.inputs.parameters['X']}}``.
+* ``outputs.parameters[].valueFrom.path`` → an output parameter whose fixed path, wherever
+  the command line names it, becomes the output's file
+  ``{{$.outputs.parameters['P'].output_file}}``; ``outputs.artifacts[]`` (other than the
+  artifact copy the compiler writes of each output parameter) → an output artifact
+  (``system.Artifact``) whose path becomes ``{{$.outputs.artifacts['A'].path}}``;
+  ``inputs.artifacts[]`` with a ``path`` → an input artifact read at
+  ``{{$.inputs.artifacts['A'].path}}``. A fixed path the command line never names (a
+  program computes it) is refused: the value could not be placed there or found.
+* ``retryStrategy`` → the retry policy of every task that runs the template;
+  ``container.resources`` (cpu, memory, one GPU kind) and plain ``env`` → the executor's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_kfx.spec.rebuilt import Origin, located
+from airflow_kfx.spec.source import LineDict, Node, join_path
+
+_KFP_PREFIX = "pipelines.kubeflow.org/"
+_KFP_STORE_SECRET = "mlpipeline-minio-artifact"
+TEMPLATE_KINDS = {
+    "dag": ("nested Argo DAG template", "a DAG template cannot be used here"),
+    "steps": ("Argo steps template", "Argo steps templates (recursive @graph_component) are not translated"),
+    "resource": ("Argo resource template", "ResourceOp/VolumeOp/VolumeSnapshotOp create Kubernetes "
+                 "resources, which has no PipelineSpec equivalent"),
+    "script": ("Argo script template", "script templates are not written by the KFP v1 SDK and are not translated"),
+    "suspend": ("Argo suspend template", "suspend templates have no PipelineSpec equivalent"),
+}
+_TEMPLATE_FIELDS = {"name", "container", "inputs", "outputs", "metadata", "retryStrategy"}
+_TEMPLATE_HINTS = {
+    "nodeSelector": "node selectors of v1 workflows are not translated yet (the rebuilt spec carries no "
+                    "platform settings); set them on Airflow's pods",
+    "activeDeadlineSeconds": "per-task deadlines of v1 workflows are not translated (no place in a PipelineSpec)",
+    "volumes": "volumes (dsl.VolumeOp, PVC mounts) of v1 workflows are not translated",
+    "sidecars": "sidecars (ContainerOp.add_sidecar) have no PipelineSpec equivalent",
+    "initContainers": "init containers (ContainerOp.add_init_container) have no PipelineSpec equivalent",
+}
+_CONTAINER_FIELDS = {"image", "command", "args", "env", "resources"}
+# Argo text variables the v1 compiler writes; anything else inside {{ }} is refused.
+VARIABLE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+INPUT = re.compile(r"^inputs\.parameters\.([^.\s]+)$")
+INPUT_ARTIFACT = re.compile(r"^inputs\.artifacts\.([^.\s]+)$")
+WORKFLOW = re.compile(r"^workflow\.parameters\.([^.\s]+)$")
+TASK_OUTPUT = re.compile(r"^tasks\.([^.\s]+)\.outputs\.parameters\.([^.\s]+)$")
+TASK_ARTIFACT = re.compile(r"^tasks\.([^.\s]+)\.outputs\.artifacts\.([^.\s]+)$")
+ITEM = re.compile(r"^item(?:\.([^.\s]+))?$")
+# Kubernetes extended resources of GPUs, as ContainerOp.set_gpu_limit writes them.
+_GPUS = ("nvidia.com/gpu", "amd.com/gpu")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h)?$")
+_UNITS = {None: 1, "s": 1, "m": 60, "h": 3600}
+ARTIFACT_TYPE = {"schemaTitle": "system.Artifact", "schemaVersion": "0.0.1"}
+
+
+@dataclass(frozen=True)
+class Template:
+    """A template rebuilt as a component: what tasks may pass to it and read from it."""
+
+    component: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    input_artifacts: tuple[str, ...] = ()
+    output_artifacts: tuple[str, ...] = ()
+    retry: LineDict | None = None  # the retryPolicy of the tasks that run it
+    is_dag: bool = False
+
+
+def refuse_template_kind(template: Node, allowed: str) -> None:
+    for key, (feature, hint) in TEMPLATE_KINDS.items():
+        if key != allowed and template.has(key):
+            template.child(key).unsupported(feature, hint)
+
+
+def container_template(
+    template: Node, components: dict[str, Any], executors: dict[str, Any], origins: list[Origin]
+) -> Template:
+    """One ContainerOp template → ``comp-<name>`` and ``exec-<name>``."""
+    refuse_template_kind(template, "container")
+    if not template.has("container"):
+        template.fail("a template needs 'container' or 'dag'")
+    for key, child in template.items():
+        if key not in _TEMPLATE_FIELDS:
+            child.unsupported(f"Argo template {key}", _TEMPLATE_HINTS.get(
+                key, f"the template setting '{key}' (pod, sidecar or scheduling settings) is not translated "
+                "for v1 workflows"))
+    _check_metadata(template.child("metadata"))
+    name = template.value["name"]
+    inputs, input_artifacts = _template_inputs(template.child("inputs"))
+    outputs, output_artifacts = _template_outputs(template.child("outputs"))
+    container = template.child("container")
+    for key, child in container.items():
+        if key not in _CONTAINER_FIELDS:
+            child.unsupported(f"container {key}", f"the container setting '{key}' is not translated for v1 workflows")
+    command = [_text(item, inputs) for item in container.child("command").elements()]
+    args = [_text(item, inputs) for item in container.child("args").elements()]
+    paths = [(f"{{{{$.outputs.parameters['{o}'].output_file}}}}", p, "output", o) for o, p in outputs.items()]
+    paths += [(f"{{{{$.outputs.artifacts['{o}'].path}}}}", p, "output", o) for o, p in output_artifacts.items()]
+    paths += [(f"{{{{$.inputs.artifacts['{i}'].path}}}}", p, "input", i) for i, p in input_artifacts.items()]
+    for _, path, kind, what in paths:
+        if not any(_mentions(text, path) for text in (*command, *args)):
+            template.child(f"{kind}s").unsupported(
+                f"KFP v1 {kind} at a fixed path",
+                f"{kind} '{what}' is {'read from' if kind == 'output' else 'placed at'} {path}, which the command "
+                f"line never names (the program computes it), so the {kind}'s file cannot be given to it",
+            )
+    body = located(container.line, image=container.required("image", str).value)
+    body["command"] = [_placed(text, paths) for text in command]
+    body["args"] = [_placed(text, paths) for text in args]
+    env = _env(container.child("env"))
+    if env:
+        body["env"] = env
+    resources = _resources(container.child("resources"))
+    if resources:
+        body["resources"] = resources
+    label, component = f"exec-{name}", f"comp-{name}"
+    executors[label] = located(container.line, container=body)
+    spec = located(template.line, executorLabel=label)
+    if inputs or input_artifacts:
+        spec["inputDefinitions"] = interface(template.line, inputs, input_artifacts)
+    if outputs or output_artifacts:
+        spec["outputDefinitions"] = interface(template.line, outputs, output_artifacts)
+    components[component] = spec
+    origins.append(Origin(join_path("components", component), template.path, template.line, exact=False))
+    origins.append(Origin(join_path("deploymentSpec", "executors", label), container.path, container.line, exact=False))
+    return Template(component, tuple(inputs), tuple(outputs), tuple(input_artifacts), tuple(output_artifacts),
+                    retry_policy(template.child("retryStrategy")))
+
+
+def interface(line: int | None, parameters: Any, artifacts: Any = ()) -> LineDict:
+    """Input or output definitions: STRING parameters (v1 values are text) and artifacts."""
+    result = located(line)
+    if parameters:
+        result["parameters"] = located(line, {p: located(line, parameterType="STRING") for p in parameters})
+    if artifacts:
+        result["artifacts"] = located(line, {a: located(line, artifactType=dict(ARTIFACT_TYPE)) for a in artifacts})
+    return result
+
+
+def _check_metadata(node: Node) -> None:
+    """The v1 compiler's own pod labels/annotations (``pipelines.kubeflow.org/*``: SDK
+    version, component spec, caching hints) describe KFP bookkeeping; others are refused."""
+    for key, child in node.items():
+        if key not in ("annotations", "labels"):
+            child.unsupported(f"Argo template metadata.{key}", "only pod labels and annotations are known here")
+        for name, value in child.items():
+            if not name.startswith(_KFP_PREFIX):
+                value.unsupported("Argo template pod metadata",
+                                  f"the pod {key[:-1]} '{name}' is not translated for v1 workflows")
+
+
+def _template_inputs(node: Node) -> tuple[list[str], dict[str, str]]:
+    """Input parameter names, and input artifact → the fixed path Argo places it at."""
+    for key, child in node.items():
+        if key not in ("parameters", "artifacts"):
+            child.unsupported(f"Argo template inputs.{key}", f"'{key}' inputs are not translated")
+    names = []
+    for item in node.child("parameters").elements():
+        item.expect(Mapping, "an input parameter")
+        extra = set(item.value) - {"name"}
+        if extra:
+            item.unsupported(f"Argo template input {sorted(extra)[0]}", "an input's default or fixed value "
+                             "is not written by the KFP v1 SDK and is not translated")
+        names.append(item.required("name", str).value)
+    artifacts: dict[str, str] = {}
+    for item in node.child("artifacts").elements():
+        item.expect(Mapping, "an input artifact")
+        name = item.required("name", str).value
+        if item.has("raw"):
+            item.child("raw").unsupported("Argo raw input artifact", "an input artifact given as a constant "
+                                          "(raw.data) has no PipelineSpec equivalent (artifacts are files that "
+                                          "tasks produce); pass the value as a parameter")
+        extra = set(item.value) - {"name", "path", "optional"}
+        if extra:
+            item.child(sorted(extra)[0]).unsupported(
+                f"Argo input artifact {sorted(extra)[0]}", "only an input artifact's name and path are translated")
+        artifacts[name] = _absolute(item.required("path", str), name)
+        if name in names:
+            item.child("name").fail(f"'{name}' is both an input parameter and an input artifact")
+    return names, artifacts
+
+
+def _absolute(path: Node, name: str) -> str:
+    if not path.value.startswith("/"):
+        path.fail(f"the path of '{name}' must be absolute, not {path.value!r}")
+    return path.value
+
+
+def _template_outputs(node: Node) -> tuple[dict[str, str], dict[str, str]]:
+    """Output parameter → the fixed path Argo reads it from, and output artifact → its
+    path. The v1 compiler also writes each output parameter as an artifact of the same
+    name and path (for the KFP UI): that copy is the parameter, not another output."""
+    found: dict[str, str] = {}
+    for key, child in node.items():
+        if key not in ("parameters", "artifacts"):
+            child.unsupported(f"Argo template outputs.{key}", f"'{key}' outputs are not translated")
+    for item in node.child("parameters").elements():
+        item.expect(Mapping, "an output parameter")
+        name = item.required("name", str).value
+        source = item.required("valueFrom", Mapping)
+        if set(source.value) != {"path"} or set(item.value) - {"name", "valueFrom"}:
+            source.unsupported("Argo output parameter valueFrom", "only output parameters read from a file path "
+                               "(valueFrom.path) are translated")
+        found[name] = _absolute(source.required("path", str), name)
+    artifacts: dict[str, str] = {}
+    for item in node.child("artifacts").elements():
+        item.expect(Mapping, "an output artifact")
+        name = item.required("name", str).value
+        extra = set(item.value) - {"name", "path", "optional"} - ({"s3"} if _kfp_store(item.child("s3")) else set())
+        if extra:
+            item.child(sorted(extra)[0]).unsupported(
+                f"Argo output artifact {sorted(extra)[0]}", "only an output artifact's name and path are "
+                "translated (where Argo stores it is the deployment's artifact repository)")
+        path = _absolute(item.required("path", str), name)
+        if name in found:
+            if found[name] != path:
+                item.child("path").fail(f"output '{name}' is a parameter read from {found[name]} and an artifact "
+                                        f"read from {path}")
+            continue
+        artifacts[name] = path
+    return found, artifacts
+
+
+def _kfp_store(node: Node) -> bool:
+    """The S3 location older v1 compilers wrote for every output artifact: KFP's own
+    MinIO store (secret ``mlpipeline-minio-artifact``), i.e. where KFP keeps artifacts,
+    which is the pipeline root here."""
+    value = node.value
+    return isinstance(value, Mapping) and all(
+        isinstance(value.get(key), Mapping) and value[key].get("name") == _KFP_STORE_SECRET
+        for key in ("accessKeySecret", "secretKeySecret"))
+
+
+def _text(node: Node, inputs: list[str]) -> str:
+    """A command-line item with ``{{inputs.parameters.X}}`` as a v2 placeholder."""
+    text = node.expect((str, int, float), "a command-line string")
+    text = text if isinstance(text, str) else json.dumps(text)
+    if "{{$" in text or text.lstrip().startswith('{"'):
+        node.unsupported("KFP v2 placeholder text in a v1 workflow",
+                         "the text would be read as a KFP v2 placeholder, which Argo passes verbatim")
+
+    def replace(match: re.Match[str]) -> str:
+        found = INPUT.match(match.group(1))
+        if not found:
+            node.unsupported("Argo variable", f"the Argo variable {match.group(0)!r} has no PipelineSpec equivalent")
+        if found.group(1) not in inputs:
+            node.fail(f"uses input '{found.group(1)}', which the template's inputs.parameters does not declare")
+        return f"{{{{$.inputs.parameters['{found.group(1)}']}}}}"
+
+    return VARIABLE.sub(replace, text)
+
+
+def _mentions(text: str, path: str) -> bool:
+    return re.search(_path_pattern(path), text) is not None
+
+
+def _path_pattern(path: str) -> str:
+    # The path as a whole: not the start of a longer path (/tmp/out vs /tmp/output).
+    return rf"(?<![\w./-]){re.escape(path)}(?![\w.-]|/\w)"
+
+
+def _placed(text: str, paths: list[tuple[str, str, str, str]]) -> str:
+    """Every mention of a fixed path → that output's file or artifact path: the command
+    writes (or reads) the value where KFP v2 keeps it."""
+    for placeholder, path, _, _ in paths:
+        text = re.sub(_path_pattern(path), lambda _, value=placeholder: value, text)
+    return text
+
+
+def _env(node: Node) -> list[Any]:
+    found = []
+    for item in node.elements():
+        item.expect(Mapping, "an environment variable")
+        if set(item.value) - {"name", "value"}:
+            item.unsupported("container env valueFrom", "environment variables from secrets, config maps or "
+                             "fields are not translated for v1 workflows")
+        value = item.child("value")
+        if isinstance(value.value, str) and "{{" in value.value:
+            value.unsupported("Argo variable in env", "environment values with Argo variables are not translated")
+        found.append(located(item.line, name=item.required("name", str).value, value=value.value))
+    return found
+
+
+def _resources(node: Node) -> LineDict | None:
+    """CPU/memory limits and requests, and one GPU kind (``set_gpu_limit``) as the
+    executor's accelerator; other resources (TPUs, hugepages…) are refused."""
+    if node.value is None:
+        return None
+    result = located(node.line)
+    keys = {("limits", "cpu"): "resourceCpuLimit", ("limits", "memory"): "resourceMemoryLimit",
+            ("requests", "cpu"): "resourceCpuRequest", ("requests", "memory"): "resourceMemoryRequest"}
+    gpus: dict[tuple[str, str], str] = {}
+    for group, child in node.items():
+        if group not in ("limits", "requests"):
+            child.unsupported(f"container resources.{group}", "only resource limits and requests are translated")
+        for resource, value in child.items():
+            if (group, resource) not in keys and resource not in _GPUS:
+                value.unsupported(f"container resource {resource}", "only cpu, memory and GPUs "
+                                  f"({', '.join(_GPUS)}) are translated for v1 workflows")
+            text = value.expect((str, int, float), "a resource quantity")
+            if isinstance(text, str) and "{{" in text:
+                value.unsupported("Argo variable in resources", "resources set from parameters are not translated")
+            if resource in _GPUS:
+                gpus[(group, resource)] = str(text)
+            else:
+                result[keys[(group, resource)]] = str(text)
+    kinds = {resource for _, resource in gpus}
+    if len(kinds) > 1:
+        node.unsupported("container resource with two GPU kinds", "a PipelineSpec executor has one accelerator")
+    if kinds:
+        (kind,) = kinds
+        count = gpus.get(("limits", kind), gpus.get(("requests", kind)))
+        if ("requests", kind) in gpus and gpus[("requests", kind)] != count:
+            node.fail(f"the {kind} request and limit differ; Kubernetes requires them equal")
+        result["accelerator"] = located(node.line, resourceType=kind, resourceCount=count)
+    return result or None
+
+
+def retry_policy(node: Node) -> LineDict | None:
+    """``retryStrategy`` (``ContainerOp.set_retry``) → a v2 ``retryPolicy``: ``limit`` →
+    ``maxRetryCount``, ``backoff`` → the backoff durations and factor. Argo retries by
+    default on a failed container (``OnFailure``), as Airflow does; ``Always`` also retries
+    Argo's own errors, which Airflow's retries include. Other policies are refused."""
+    if node.value is None:
+        return None
+    node.expect(Mapping, "a retry strategy")
+    for key, child in node.items():
+        if key not in ("limit", "retryPolicy", "backoff"):
+            child.unsupported(f"Argo retryStrategy.{key}", f"the retry setting '{key}' has no PipelineSpec equivalent")
+    policy = node.get("retryPolicy")
+    if policy not in (None, "OnFailure", "Always"):
+        node.child("retryPolicy").unsupported(
+            f"Argo retryPolicy {policy}", "only retries on failure (OnFailure, Always) are translated")
+    limit = node.child("limit")
+    if limit.value is None:
+        node.unsupported("Argo retryStrategy without limit", "unlimited retries have no PipelineSpec equivalent")
+    count = limit.expect((int, str), "a number of retries")
+    if isinstance(count, str):
+        if not count.strip().isdigit():
+            limit.unsupported("Argo variable in retryStrategy", "a retry limit must be a number")
+        count = int(count)
+    result = located(node.line, maxRetryCount=count)
+    backoff = node.child("backoff")
+    for key, child in backoff.items():
+        target = {"duration": "backoffDuration", "maxDuration": "backoffMaxDuration", "factor": "backoffFactor"}
+        if key not in target:
+            child.unsupported(f"Argo retryStrategy backoff.{key}", f"the backoff setting '{key}' is not translated")
+        if key == "factor":
+            factor = child.expect((int, float, str), "a backoff factor")
+            try:
+                result[target[key]] = float(factor)
+            except ValueError:
+                child.fail(f"the backoff factor must be a number, not {factor!r}")
+        else:
+            result[target[key]] = _duration(child)
+    return result
+
+
+def _duration(node: Node) -> str:
+    """An Argo duration (``"30"``, ``"30s"``, ``"2m"``, ``"1h"``) as protobuf JSON seconds."""
+    value = node.expect((int, float, str), "a duration")
+    match = _DURATION.match(str(value).strip())
+    if match is None:
+        node.unsupported("Argo duration", f"the duration {value!r} is not a number of seconds, minutes or hours")
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
