@@ -110,6 +110,9 @@ def test_deferrable_kfx_run(kube: KubeDouble, tmp_path: Path) -> None:
     assert summary is not None and summary["outputs"]["parameters"]["Output"] == "3 lines, 27 chars, last: 3: hello"
     log = next((home / "logs").glob("*.log")).read_text(errors="replace")
     assert log.count("running trigger in line") >= 3, "every task should have deferred to the trigger"
+    # ... and the trigger itself watched the pod (the provider falls back to one more read of
+    # the pod when its trigger fails, which would hide a trigger that cannot reach the cluster).
+    assert "trigger emitted an error event" not in log and "Unexpected error while waiting for pod" not in log
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{home}/mlflow.db")

@@ -59,12 +59,14 @@ class KubeDouble:
         return client.CoreV1Api(api_client)
 
     def airflow_environment(self) -> dict[str, str]:
-        """What points Airflow at the double: ``[kfx] runtime = kubernetes``, a
-        ``kubernetes_default`` connection with this kubeconfig, and ``KUBECONFIG``."""
+        """What points Airflow at the double: ``[kfx] runtime = kubernetes`` and a
+        ``kubernetes_default`` connection with this kubeconfig. Not ``KUBECONFIG`` too: the
+        pod operator hands that file to its trigger as a config dict beside the connection's
+        path, and the trigger refuses two configurations (deferrable mode then only
+        "succeeds" by the provider's fallback of reading the pod once more)."""
         connection = {"conn_type": "kubernetes", "extra": {"kube_config_path": str(self.kubeconfig), "namespace": "default"}}
         return {
             "AIRFLOW__KFX__RUNTIME": "kubernetes",
-            "KUBECONFIG": str(self.kubeconfig),
             "AIRFLOW_CONN_KUBERNETES_DEFAULT": json.dumps(connection),
         }
 

@@ -24,6 +24,7 @@ import string
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -723,7 +724,8 @@ class Handler(BaseHTTPRequestHandler):
         query = {k: values[-1] for k, values in parse_qs(url.query, keep_blank_values=True).items()}
         api = self.server.api
         target = route(url.path)
-        entry: dict[str, Any] = {"method": method, "path": url.path}
+        # Wall-clock times for bench/kubernetes_overhead.py (when each request came and was answered).
+        entry: dict[str, Any] = {"method": method, "path": url.path, "received": time.time()}
         if target is None:
             entry.update({"verb": method.lower(), "nonResourceURL": url.path})
         else:
@@ -748,6 +750,7 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             if not url.path.startswith("/kfx-double/"):
                 entry["code"] = code
+                entry["answered"] = time.time()
                 api.record(entry)
 
     def _authenticate(self) -> None:
