@@ -7,7 +7,7 @@ VENV := .venv
 KFP_VENV := .venv-kfp
 UV := $(VENV)/bin/uv
 
-.PHONY: setup system-deps lint test test-fast demo airflow conformance compile-fixtures bench clean
+.PHONY: setup system-deps lint test test-fast demo airflow conformance compile-fixtures compile-v1-fixtures bench clean
 
 setup: $(VENV)/.installed $(KFP_VENV)/.installed
 
@@ -76,6 +76,17 @@ conformance: setup
 
 compile-fixtures: $(KFP_VENV)/.installed
 	$(KFP_VENV)/bin/python tools/compile_fixtures.py
+
+# The KFP v1 fixtures (tests/fixtures/v1: workflow .yaml and .tar.gz package), compiled
+# with the real KFP v1 SDK in its own venv (kfp 1.8 pins protobuf 3, kubernetes<26).
+KFP1_VENV := .venv-kfp1
+$(KFP1_VENV)/.installed: requirements/kfp1-tools.txt $(VENV)/.installed
+	$(UV) venv --quiet --clear --python $(VENV)/bin/python $(KFP1_VENV)
+	$(UV) pip install --quiet --python $(KFP1_VENV)/bin/python -r requirements/kfp1-tools.txt
+	touch $@
+
+compile-v1-fixtures: $(KFP1_VENV)/.installed
+	$(KFP1_VENV)/bin/python tools/compile_v1_fixtures.py
 
 bench: setup
 	$(VENV)/bin/python bench/load_corpus.py

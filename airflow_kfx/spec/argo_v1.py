@@ -105,7 +105,7 @@ def rebuild_v1_pipeline_spec(node: Node) -> V1Spec:
     else:  # hello-world style: the entrypoint itself is the only task
         template = builder.template(entry_name.value, entry_name)
         task = located(entry.line, componentRef=located(entry.line, name=template.component),
-                       taskInfo=located(entry.line, name=entry_name.value))
+                       taskInfo=located(entry.line, name=template.display_name or entry_name.value))
         if template.inputs:
             task["inputs"] = located(entry.line, parameters=located(
                 entry.line, {name: located(entry.line, componentInputParameter=name) for name in template.inputs}))
@@ -295,7 +295,7 @@ def _exit_task(name: Node, builder: Builder, tasks: LineDict, origins: list[Orig
     while task_name in tasks:
         task_name, number = f"{name.value}-{number}", number + 1
     task = located(name.line, componentRef=located(name.line, name=template.component),
-                   taskInfo=located(name.line, name=task_name),
+                   taskInfo=located(name.line, name=template.display_name or task_name),
                    triggerPolicy=located(name.line, strategy=_ALL_DONE))
     if tasks:
         task["dependentTasks"] = list(tasks)

@@ -11,7 +11,10 @@ component and its executor. Used by :mod:`airflow_kfx.spec.argo_v1`.
   ``{{$.inputs.artifacts['A'].path}}``. A fixed path the command line never names (a
   program computes it) is refused: the value could not be placed there or found.
 * ``retryStrategy`` → the retry policy of every task that runs the template;
-  ``container.resources`` (cpu, memory, one GPU kind) and plain ``env`` → the executor's.
+  ``container.resources`` (cpu, memory, one GPU kind) and plain ``env`` → the executor's;
+  the ``pipelines.kubeflow.org/task_display_name`` annotation (``set_display_name``) → the
+  display name (``taskInfo.name``) of the tasks; the compiler's other
+  ``pipelines.kubeflow.org/*`` pod labels and annotations are KFP bookkeeping, ignored.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from airflow_kfx.spec.source import LineDict, Node, join_path
 
 _KFP_PREFIX = "pipelines.kubeflow.org/"
 _KFP_STORE_SECRET = "mlpipeline-minio-artifact"
+_DISPLAY_NAME = _KFP_PREFIX + "task_display_name"
 TEMPLATE_KINDS = {
     "dag": ("nested Argo DAG template", "a DAG template cannot be used here"),
     "steps": ("Argo steps template", "Argo steps templates (recursive @graph_component) are not translated"),
@@ -71,6 +75,7 @@ class Template:
     output_artifacts: tuple[str, ...] = ()
     retry: LineDict | None = None  # the retryPolicy of the tasks that run it
     is_dag: bool = False
+    display_name: str | None = None  # ContainerOp.set_display_name: the taskInfo.name of its tasks
 
 
 def refuse_template_kind(template: Node, allowed: str) -> None:
@@ -91,7 +96,7 @@ def container_template(
             child.unsupported(f"Argo template {key}", _TEMPLATE_HINTS.get(
                 key, f"the template setting '{key}' (pod, sidecar or scheduling settings) is not translated "
                 "for v1 workflows"))
-    _check_metadata(template.child("metadata"))
+    display_name = _check_metadata(template.child("metadata"))
     name = template.value["name"]
     inputs, input_artifacts = _template_inputs(template.child("inputs"))
     outputs, output_artifacts = _template_outputs(template.child("outputs"))
@@ -131,7 +136,7 @@ def container_template(
     origins.append(Origin(join_path("components", component), template.path, template.line, exact=False))
     origins.append(Origin(join_path("deploymentSpec", "executors", label), container.path, container.line, exact=False))
     return Template(component, tuple(inputs), tuple(outputs), tuple(input_artifacts), tuple(output_artifacts),
-                    retry_policy(template.child("retryStrategy")))
+                    retry_policy(template.child("retryStrategy")), display_name=display_name)
 
 
 def interface(line: int | None, parameters: Any, artifacts: Any = ()) -> LineDict:
@@ -144,9 +149,18 @@ def interface(line: int | None, parameters: Any, artifacts: Any = ()) -> LineDic
     return result
 
 
-def _check_metadata(node: Node) -> None:
-    """The v1 compiler's own pod labels/annotations (``pipelines.kubeflow.org/*``: SDK
-    version, component spec, caching hints) describe KFP bookkeeping; others are refused."""
+def _check_metadata(node: Node) -> str | None:
+    """The task's display name (``ContainerOp.set_display_name``: the
+    ``pipelines.kubeflow.org/task_display_name`` annotation), or None.
+
+    The v1 compiler's other pod labels/annotations (``pipelines.kubeflow.org/*``) are KFP
+    bookkeeping with no run-time meaning here: the SDK version and type, the component
+    spec and reference and the arguments it was called with (all already in the container
+    the template runs), and caching hints (``enable_caching``, ``max_cache_staleness``)
+    for KFP's cache webhook: airflow-kfx never caches a v1 task (the rebuilt spec sets no
+    ``cachingOptions``), so every one runs, as ``max_cache_staleness: P0D`` asks. Any
+    other label or annotation is refused."""
+    display_name = None
     for key, child in node.items():
         if key not in ("annotations", "labels"):
             child.unsupported(f"Argo template metadata.{key}", "only pod labels and annotations are known here")
@@ -154,6 +168,9 @@ def _check_metadata(node: Node) -> None:
             if not name.startswith(_KFP_PREFIX):
                 value.unsupported("Argo template pod metadata",
                                   f"the pod {key[:-1]} '{name}' is not translated for v1 workflows")
+            if key == "annotations" and name == _DISPLAY_NAME:
+                display_name = value.expect(str, "a task display name") or None
+    return display_name
 
 
 def _template_inputs(node: Node) -> tuple[list[str], dict[str, str]]:

@@ -18,7 +18,8 @@ writes for the same groups, so :mod:`airflow_kfx.spec.ir` makes the same model o
   unquoted ones as numbers (``double(…)``), as Argo's govaluate does.
 * ``withItems`` (a constant list) / ``withParam`` (a JSON list in a parameter or a task
   output) → ``parameterIterator`` (``items.raw`` / ``items.inputParameter``); the loop
-  template's ``parallelism`` → ``iteratorPolicy.parallelismLimit``. The arguments
+  template's ``parallelism`` → ``iteratorPolicy.parallelismLimit`` (0, which KFP 1.8 writes
+  for a loop without a limit, is none). The arguments
   ``{{item}}`` and ``{{item.a}}`` become the loop's item input, and inside the loop the
   inputs they fed read that item (with ``parseJson(string_value)["a"]`` for a field).
 """
@@ -217,7 +218,8 @@ class Builder:
         name = task.value["name"]
         line = task.line
         loop = task.has("withItems") or task.has("withParam")
-        body = located(line, componentRef=located(line, name=callee.component), taskInfo=located(line, name=name))
+        body = located(line, componentRef=located(line, name=callee.component),
+                       taskInfo=located(line, name=callee.display_name or name))
         parameters, artifacts = located(line), located(line)
         arguments = task.child("arguments")
         for key, child in arguments.items():
@@ -457,6 +459,10 @@ def _raw_items(node: Node) -> str:
 
 
 def _parallelism(node: Node) -> int | None:
+    """A loop template's ``parallelism``: at most that many iterations at once. 0 is no
+    limit: KFP 1.8's ``dsl.ParallelFor`` writes ``parallelism: 0`` for every loop given no
+    parallelism, and Argo only limits a template whose parallelism is above 0
+    (``Template.HasParallelism``), as a v2 ``parallelismLimit`` of 0 means no limit."""
     if node.value is None:
         return None
     value = node.expect((int, str), "a number of parallel iterations")
@@ -464,9 +470,9 @@ def _parallelism(node: Node) -> int | None:
         if not value.strip().isdigit():
             node.unsupported("Argo variable in parallelism", "a loop's parallelism must be a number")
         value = int(value)
-    if value < 1:
-        node.fail(f"parallelism must be at least 1, not {value}")
-    return value
+    if value < 0:
+        node.fail(f"parallelism must be 0 (no limit) or more, not {value}")
+    return value or None
 
 
 def _reference(node: Node, pattern: re.Pattern[str], what: str) -> tuple[str, str]:
