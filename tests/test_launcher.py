@@ -174,11 +174,13 @@ class Recording:
     def __init__(self, fs: Any, calls: list[tuple[str, str]], fail_on: str = "") -> None:
         self._fs, self._calls, self._fail_on = fs, calls, fail_on
 
-    def put_file(self, local: str, path: str) -> None:
-        if self._fail_on and path.endswith(self._fail_on):
-            raise ConnectionError("the store went away")
-        self._fs.put_file(local, path)
-        self._calls.append(("put", path))
+    def open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+        """Files are uploaded by streaming into ``open(path, "wb")`` (bounded memory)."""
+        if "w" in mode:
+            if self._fail_on and path.endswith(self._fail_on):
+                raise ConnectionError("the store went away")
+            self._calls.append(("put", path))
+        return self._fs.open(path, mode, **kwargs)
 
     def pipe_file(self, path: str, data: bytes) -> None:
         self._fs.pipe_file(path, data)

@@ -15,11 +15,32 @@ Nothing here prints or logs a credential.
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Any
 
 from airflow_kfx.launcher.uris import LauncherError
 
 _cache: dict[str, Any] = {}
+# Whole files move one block at a time: s3fs's own get_file/put_file held 1.3x/2.3x a
+# 256 MiB file in memory against an S3 server, and a launcher 1.1 GB for a 1 GiB artifact
+# (bench/artifact_fanout.py); streamed, memory stays near the block size whatever the file.
+# 32 MiB reads: as fast as get_file on a 256 MiB object (2.4 s vs 2.7 s; 8 MiB took 6.1 s).
+READ_BLOCK = 32 * 1024 * 1024
+WRITE_BLOCK = 16 * 1024 * 1024  # multipart parts (S3's minimum is 5 MiB)
+
+
+def download_file(fs: Any, remote_path: str, local_path: str) -> None:
+    """Copy one object to a local file in :data:`READ_BLOCK`-sized ranged reads."""
+    with fs.open(remote_path, "rb", block_size=READ_BLOCK, cache_type="none") as source, \
+            open(local_path, "wb") as target:
+        shutil.copyfileobj(source, target, READ_BLOCK)
+
+
+def upload_file(fs: Any, local_path: str, remote_path: str) -> None:
+    """Copy one local file to an object in :data:`WRITE_BLOCK`-sized parts (a multipart
+    upload for a larger file, one PUT for a smaller one)."""
+    with open(local_path, "rb") as source, fs.open(remote_path, "wb", block_size=WRITE_BLOCK) as target:
+        shutil.copyfileobj(source, target, WRITE_BLOCK)
 
 
 def s3_endpoint(env: Any = None) -> str:

@@ -32,7 +32,7 @@ from airflow_kfx.launcher import (
     EXIT_REFUSED,
     MARKER,
 )
-from airflow_kfx.launcher.remote import filesystem
+from airflow_kfx.launcher.remote import download_file, filesystem, upload_file
 from airflow_kfx.launcher.uris import (
     LauncherError,
     check_uri,
@@ -159,7 +159,7 @@ def download(
 
     def one(transfer: _Transfer) -> None:
         make_dirs(os.path.dirname(transfer.local), root)
-        filesystem(scheme_of(transfer.uri)).get_file(fs_path(transfer.uri), transfer.local)
+        download_file(filesystem(scheme_of(transfer.uri)), fs_path(transfer.uri), transfer.local)
         out(f"downloaded {transfer.uri} -> {transfer.local} ({transfer.size} bytes)")
 
     started = time.monotonic()
@@ -332,7 +332,7 @@ def upload(
     transfers = sorted(plan.transfers.values(), key=lambda t: t.uri)
 
     def one(transfer: _Transfer) -> None:
-        filesystem(scheme_of(transfer.uri)).put_file(transfer.local, fs_path(transfer.uri))
+        upload_file(filesystem(scheme_of(transfer.uri)), transfer.local, fs_path(transfer.uri))
         out(f"uploaded {transfer.local} -> {transfer.uri} ({transfer.size} bytes)")
 
     failures = _run(transfers, one)
