@@ -45,10 +45,25 @@ def parse_lightweight(argv: Sequence[str]) -> LightweightCommand | None:
     script = argv[2]
     if "pip install" not in script or not script.rstrip().endswith('"$0" "$@"'):
         return None
-    lines = tuple(tuple(shlex.split(m.group("args"))) for m in _PIP_INSTALL.finditer(script))
+    lines = tuple(_install_args(m.group("args")) for m in _PIP_INSTALL.finditer(script))
     if not lines:
         return None
     return LightweightCommand(script, lines, tuple(argv[3:]))
+
+
+def _install_args(text: str) -> tuple[str, ...]:
+    """The arguments of one ``pip install``: its words up to the shell operator that ends
+    the command. KFP v1 writes ``(<install> || <install> --user) && "$0" "$@"``: the
+    ``--user`` retry after ``||`` is the same install again, not more arguments."""
+    lexer = shlex.shlex(text, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""  # as shlex.split
+    args: list[str] = []
+    for token in lexer:
+        if token and set(token) <= set(lexer.punctuation_chars):
+            break
+        args.append(token)
+    return tuple(args)
 
 
 def environment_for(command: LightweightCommand, log: Callable[[str], None]) -> dict[str, str]:
