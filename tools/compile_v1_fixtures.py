@@ -23,7 +23,6 @@ same way.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
 import re
 import sys
@@ -31,6 +30,9 @@ import tarfile
 import tempfile
 import traceback
 from pathlib import Path
+
+# The same helpers as the v2 fixtures' compiler (stdlib only there: safe under kfp 1.8).
+from compile_fixtures import _import, _rel
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES_DIR = REPO / "tests" / "fixtures" / "v1"
@@ -46,12 +48,6 @@ def _pinned_kfp_version() -> str | None:
     return match.group(1) if match else None
 
 
-def _rel(path: Path) -> str:
-    try:
-        return str(path.relative_to(REPO))
-    except ValueError:
-        return str(path)
-
 
 def _collect(args: list[str]) -> list[Path]:
     roots = [Path(a).resolve() for a in args] if args else [FIXTURES_DIR]
@@ -66,20 +62,6 @@ def _collect(args: list[str]) -> list[Path]:
         found.update(p for p in candidates if not p.name.startswith("_"))
     return sorted(found)
 
-
-def _import(path: Path):
-    module_name = "_kfx_v1_fixture_" + re.sub(r"\W", "_", _rel(path))
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(path.parent))
-    try:
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(path.parent))
-    return module
 
 
 def _workflow_text(path: Path) -> str | None:

@@ -175,9 +175,7 @@ def _check_metadata(node: Node) -> str | None:
 
 def _template_inputs(node: Node) -> tuple[list[str], dict[str, str]]:
     """Input parameter names, and input artifact → the fixed path Argo places it at."""
-    for key, child in node.items():
-        if key not in ("parameters", "artifacts"):
-            child.unsupported(f"Argo template inputs.{key}", f"'{key}' inputs are not translated")
+    only_parameters_and_artifacts(node, "Argo template inputs", "inputs")
     names = []
     for item in node.child("parameters").elements():
         item.expect(Mapping, "an input parameter")
@@ -215,9 +213,7 @@ def _template_outputs(node: Node) -> tuple[dict[str, str], dict[str, str]]:
     path. The v1 compiler also writes each output parameter as an artifact of the same
     name and path (for the KFP UI): that copy is the parameter, not another output."""
     found: dict[str, str] = {}
-    for key, child in node.items():
-        if key not in ("parameters", "artifacts"):
-            child.unsupported(f"Argo template outputs.{key}", f"'{key}' outputs are not translated")
+    only_parameters_and_artifacts(node, "Argo template outputs", "outputs")
     for item in node.child("parameters").elements():
         item.expect(Mapping, "an output parameter")
         name = item.required("name", str).value
@@ -388,3 +384,11 @@ def _duration(node: Node) -> str:
         node.unsupported("Argo duration", f"the duration {value!r} is not a number of seconds, minutes or hours")
     seconds = float(match.group(1)) * _UNITS[match.group(2)]
     return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
+
+
+def only_parameters_and_artifacts(node: Node, where: str, kind: str) -> None:
+    """Refuse any key of an Argo ``inputs``/``outputs``/``arguments`` block but the two
+    translated (``parameters``, ``artifacts``)."""
+    for key, child in node.items():
+        if key not in ("parameters", "artifacts"):
+            child.unsupported(f"{where}.{key}", f"'{key}' {kind} are not translated")

@@ -43,6 +43,7 @@ from airflow_kfx.spec.argo_v1_container import (
     Template,
     container_template,
     interface,
+    only_parameters_and_artifacts,
     refuse_template_kind,
 )
 from airflow_kfx.spec.rebuilt import Origin, located
@@ -140,9 +141,7 @@ class Builder:
     def _dag_outputs(self, node: Node, template: Node) -> tuple[LineDict, LineDict]:
         tasks = {t.get("name"): t for t in template.child("dag").child("tasks").value or [] if isinstance(t, Mapping)}
         parameters, artifacts = located(node.line), located(node.line)
-        for key, child in node.items():
-            if key not in ("parameters", "artifacts"):
-                child.unsupported(f"Argo template outputs.{key}", f"'{key}' outputs are not translated")
+        only_parameters_and_artifacts(node, "Argo template outputs", "outputs")
         for item in node.child("parameters").elements():
             item.expect(Mapping, "a DAG output parameter")
             name = item.required("name", str).value
@@ -222,9 +221,7 @@ class Builder:
                        taskInfo=located(line, name=callee.display_name or name))
         parameters, artifacts = located(line), located(line)
         arguments = task.child("arguments")
-        for key, child in arguments.items():
-            if key not in ("parameters", "artifacts"):
-                child.unsupported(f"Argo task arguments.{key}", f"'{key}' arguments are not translated")
+        only_parameters_and_artifacts(arguments, "Argo task arguments", "arguments")
         for item in arguments.child("parameters").elements():
             item.expect(Mapping, "a task argument")
             argument = item.required("name", str).value
@@ -397,9 +394,7 @@ class _Context:
 
 def dag_inputs(node: Node) -> tuple[list[str], list[str]]:
     """A DAG template's input parameter and artifact names (no values: callers pass them)."""
-    for key, child in node.items():
-        if key not in ("parameters", "artifacts"):
-            child.unsupported(f"Argo template inputs.{key}", f"'{key}' inputs are not translated")
+    only_parameters_and_artifacts(node, "Argo template inputs", "inputs")
     names: dict[str, list[str]] = {"parameters": [], "artifacts": []}
     for kind in names:
         for item in node.child(kind).elements():
