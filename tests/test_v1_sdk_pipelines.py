@@ -23,7 +23,7 @@ from airflow_kfx.spec.model import ComponentInput, TaskOutput
 from tests.support import REPO, kfx_run
 
 V1 = REPO / "tests" / "fixtures" / "v1"
-NAMES = ("v1_params_files", "v1_loops", "v1_exit_handler")
+NAMES = ("v1_params_files", "v1_loops", "v1_exit_handler", "v1_parallel_sample", "v1_xgboost_sample")
 
 
 def _load(name: str, suffix: str):
