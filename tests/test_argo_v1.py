@@ -122,8 +122,7 @@ REFUSED = {
     "Argo steps template": 1,
     "Argo template affinity": 1,
     "Argo template initContainers": 3,
-    "Argo template nodeSelector": 2,
-    "Argo template pod metadata": 2,
+    "Argo template pod metadata": 4,
     "Argo template sidecars": 2,
     "Argo template volumes": 4,
     "Argo variable": 2,
@@ -216,10 +215,6 @@ def test_a_broken_v1_workflow_names_file_and_path(old: str, new: str, path: str,
          "Argo when on a container task"),
         ("dependencies: [produce]", "dependencies: [produce]\n        withItems: [1, 2]", "Argo loop over a container template"),
         ("  serviceAccountName: pipeline-runner", "  onExit: produce", "Argo onExit template inputs"),
-        ("    metadata:\n      labels:", "    nodeSelector: {pool: gpu}\n    metadata:\n      labels:",
-         "Argo template nodeSelector"),
-        ("    metadata:\n      labels:", "    activeDeadlineSeconds: 30\n    metadata:\n      labels:",
-         "Argo template activeDeadlineSeconds"),
         ("    metadata:\n      labels:", "    retryStrategy: {limit: 2, retryPolicy: OnError}\n    metadata:\n      labels:",
          "Argo retryPolicy OnError"),
         ("          - name: suffix\n            value: '!'", "          - name: suffix\n            value: 'x{{workflow.name}}'",
@@ -234,6 +229,26 @@ def test_what_v1_workflows_cannot_say_is_refused_by_name(old: str, new: str, fea
     with pytest.raises(UnsupportedFeatureError) as caught:
         load_pipeline_text(TWO_STEP.replace(old, new, 1), file="wf.yaml")
     assert caught.value.feature == feature and caught.value.line is not None
+
+
+def test_a_v1_node_selector_and_timeout_reach_the_pod(tmp_path: Path) -> None:
+    """``add_node_selector_constraint`` and ``set_timeout`` (a template's ``nodeSelector``,
+    ``activeDeadlineSeconds``) become the task's kfp-kubernetes settings, so its pod has them."""
+    from airflow_kfx import load_pipeline
+    from tests.test_pods import render
+
+    old = "    metadata:\n      labels:"
+    assert old in TWO_STEP
+    path = tmp_path / "wf.yaml"
+    path.write_text(TWO_STEP.replace(old, "    nodeSelector: {pool: gpu}\n    activeDeadlineSeconds: 30\n" + old, 1))
+    dag = load_pipeline(path)
+    tasks = [t for t in dag.task_ids if t.startswith("produce")]
+    manifest = render(dag, tasks[0])
+    assert manifest["spec"]["nodeSelector"] == {"pool": "gpu"}
+    assert manifest["spec"]["activeDeadlineSeconds"] == 30
+    broken = TWO_STEP.replace(old, "    activeDeadlineSeconds: -1\n" + old, 1)
+    with pytest.raises(SpecError, match="activeDeadlineSeconds must be a positive"):
+        load_pipeline_text(broken, file="wf.yaml")
 
 
 def test_a_v1_workflow_runs_and_passes_an_output_on(tmp_path: Path, dags_folder: Path) -> None:

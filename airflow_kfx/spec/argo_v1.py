@@ -65,6 +65,7 @@ class V1Spec:
 
     spec: LineDict
     origins: tuple[Origin, ...]
+    platform: LineDict | None = None  # ``platforms.kubernetes``: the templates' pod settings
 
 
 def rebuild_v1_pipeline_spec(node: Node) -> V1Spec:
@@ -133,7 +134,10 @@ def rebuild_v1_pipeline_spec(node: Node) -> V1Spec:
     origins.append(Origin("root.inputDefinitions", spec.child("arguments").path, spec.line, exact=False))
     document["components"] = located(spec.line, builder.components)
     document["deploymentSpec"] = located(spec.line, executors=located(spec.line, builder.executors))
-    return V1Spec(document, tuple(origins))
+    platform = None
+    if builder.platform:
+        platform = located(spec.line, deploymentSpec=located(spec.line, executors=located(spec.line, builder.platform)))
+    return V1Spec(document, tuple(origins), platform)
 
 
 # ---------------------------------------------------------------------------

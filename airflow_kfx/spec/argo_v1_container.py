@@ -39,11 +39,9 @@ TEMPLATE_KINDS = {
     "script": ("Argo script template", "script templates are not written by the KFP v1 SDK and are not translated"),
     "suspend": ("Argo suspend template", "suspend templates have no PipelineSpec equivalent"),
 }
-_TEMPLATE_FIELDS = {"name", "container", "inputs", "outputs", "metadata", "retryStrategy"}
+_TEMPLATE_FIELDS = {"name", "container", "inputs", "outputs", "metadata", "retryStrategy", "nodeSelector",
+                    "activeDeadlineSeconds"}
 _TEMPLATE_HINTS = {
-    "nodeSelector": "node selectors of v1 workflows are not translated yet (the rebuilt spec carries no "
-                    "platform settings); set them on Airflow's pods",
-    "activeDeadlineSeconds": "per-task deadlines of v1 workflows are not translated (no place in a PipelineSpec)",
     "volumes": "volumes (dsl.VolumeOp, PVC mounts) of v1 workflows are not translated",
     "sidecars": "sidecars (ContainerOp.add_sidecar) have no PipelineSpec equivalent",
     "initContainers": "init containers (ContainerOp.add_init_container) have no PipelineSpec equivalent",
@@ -85,9 +83,12 @@ def refuse_template_kind(template: Node, allowed: str) -> None:
 
 
 def container_template(
-    template: Node, components: dict[str, Any], executors: dict[str, Any], origins: list[Origin]
+    template: Node, components: dict[str, Any], executors: dict[str, Any], origins: list[Origin],
+    platform: dict[str, Any] | None = None,
 ) -> Template:
-    """One ContainerOp template → ``comp-<name>`` and ``exec-<name>``."""
+    """One ContainerOp template → ``comp-<name>`` and ``exec-<name>``; its pod settings
+    (``add_node_selector_constraint``, ``set_timeout``) → ``platform[exec-<name>]``, the
+    kfp-kubernetes executor config they are in a v2 pipeline."""
     refuse_template_kind(template, "container")
     if not template.has("container"):
         template.fail("a template needs 'container' or 'dag'")
@@ -127,6 +128,11 @@ def container_template(
         body["resources"] = resources
     label, component = f"exec-{name}", f"comp-{name}"
     executors[label] = located(container.line, container=body)
+    config = _pod_settings(template)
+    if config and platform is not None:
+        platform[label] = config
+        origins.append(Origin(join_path("platforms", "kubernetes", "deploymentSpec", "executors", label),
+                              template.path, template.line, exact=False))
     spec = located(template.line, executorLabel=label)
     if inputs or input_artifacts:
         spec["inputDefinitions"] = interface(template.line, inputs, input_artifacts)
@@ -392,3 +398,26 @@ def only_parameters_and_artifacts(node: Node, where: str, kind: str) -> None:
     for key, child in node.items():
         if key not in ("parameters", "artifacts"):
             child.unsupported(f"{where}.{key}", f"'{key}' {kind} are not translated")
+
+
+def _pod_settings(template: Node) -> LineDict | None:
+    """``nodeSelector`` → ``nodeSelector.labels``; ``activeDeadlineSeconds`` (a task's
+    timeout) → ``activeDeadlineSeconds``: the pod gets both, as a v2 task's would."""
+    config = located(template.line)
+    if template.has("nodeSelector"):
+        selector = template.child("nodeSelector")
+        selector.expect(Mapping, "a node selector (label → value)")
+        labels = {}
+        for key, value in selector.items():
+            value.expect(str, "a node label value")
+            labels[str(key)] = value.value
+        config["nodeSelector"] = located(selector.line, labels=labels)
+    if template.has("activeDeadlineSeconds"):
+        deadline = template.child("activeDeadlineSeconds")
+        seconds = deadline.value
+        if isinstance(seconds, str) and seconds.isdigit():
+            seconds = int(seconds)
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
+            deadline.fail("activeDeadlineSeconds must be a positive whole number of seconds")
+        config["activeDeadlineSeconds"] = seconds
+    return config or None

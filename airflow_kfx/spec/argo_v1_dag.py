@@ -77,6 +77,7 @@ class Builder:
         self.origins = origins
         self.components: dict[str, Any] = {}
         self.executors: dict[str, Any] = {}
+        self.platform: dict[str, Any] = {}  # kfp-kubernetes executor configs (pod settings)
         self._built: dict[Any, Template] = {}
 
     def template(self, name: str, where: Node, items: Mapping[str, str | None] | None = None) -> Template:
@@ -94,7 +95,7 @@ class Builder:
             if items is not None:
                 where.unsupported("Argo loop over a container template", "a withItems/withParam task runs a "
                                   "container template directly (the KFP v1 SDK loops over a for-loop DAG template)")
-            built = container_template(node, self.components, self.executors, self.origins)
+            built = container_template(node, self.components, self.executors, self.origins, self.platform)
         self._built[key] = built
         return built
 

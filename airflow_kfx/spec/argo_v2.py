@@ -177,7 +177,7 @@ def rebuild_pipeline_spec(node: Node) -> RebuiltSpec:
 
         v1 = rebuild_v1_pipeline_spec(node)
         v1.spec["schemaVersion"] = SCHEMA_VERSION
-        return RebuiltSpec(node.file, node.line, v1.spec, None, v1.origins)
+        return RebuiltSpec(node.file, node.line, v1.spec, v1.platform, v1.origins)
     for key, child in node.items():
         if key not in _TOP_LEVEL:
             child.fail(f"unknown top-level field '{key}' in an Argo Workflow; expected {', '.join(sorted(_TOP_LEVEL))}")
