@@ -113,7 +113,7 @@ spec:
 """
 
 # What the 53 corpus v1 workflows give today (see the module docstring of argo_v1).
-LOADED = 20
+LOADED = 22
 REFUSED = {
     "Argo argument mixing text and variables": 1,
     "Argo raw input artifact": 1,
@@ -122,14 +122,14 @@ REFUSED = {
     "Argo steps template": 1,
     "Argo template affinity": 1,
     "Argo template initContainers": 3,
-    "Argo template pod metadata": 4,
     "Argo template sidecars": 2,
     "Argo template volumes": 4,
     "Argo variable": 2,
     "Argo variable in withItems": 1,
     "Argo workflow spec.activeDeadlineSeconds": 1,
-    "Argo workflow spec.imagePullSecrets": 1,
     "Argo workflow spec.volumes": 1,
+    "container env valueFrom": 1,
+    "container resource cloud-tpus.google.com/v2": 2,
     "recursion": 3,
 }
 # Not a valid Argo workflow (Argo itself requires spec.entrypoint): a SpecError.
@@ -231,21 +231,29 @@ def test_what_v1_workflows_cannot_say_is_refused_by_name(old: str, new: str, fea
     assert caught.value.feature == feature and caught.value.line is not None
 
 
-def test_a_v1_node_selector_and_timeout_reach_the_pod(tmp_path: Path) -> None:
-    """``add_node_selector_constraint`` and ``set_timeout`` (a template's ``nodeSelector``,
-    ``activeDeadlineSeconds``) become the task's kfp-kubernetes settings, so its pod has them."""
+def test_v1_pod_settings_reach_the_pod(tmp_path: Path) -> None:
+    """``add_node_selector_constraint``, ``set_timeout``, ``add_pod_label``/``add_pod_annotation``
+    (a template's ``nodeSelector``, ``activeDeadlineSeconds``, own metadata) and
+    ``set_image_pull_secrets`` (the workflow's ``imagePullSecrets``) become kfp-kubernetes
+    settings, so the pod has them."""
     from airflow_kfx import load_pipeline
     from tests.test_pods import render
 
     old = "    metadata:\n      labels:"
     assert old in TWO_STEP
     path = tmp_path / "wf.yaml"
-    path.write_text(TWO_STEP.replace(old, "    nodeSelector: {pool: gpu}\n    activeDeadlineSeconds: 30\n" + old, 1))
+    text = TWO_STEP.replace(old, "    nodeSelector: {pool: gpu}\n    activeDeadlineSeconds: 30\n" + old
+                            + "\n        team: vision", 1)
+    text = text.replace("  serviceAccountName: pipeline-runner",
+                        "  serviceAccountName: pipeline-runner\n  imagePullSecrets: [{name: registry}]", 1)
+    path.write_text(text)
     dag = load_pipeline(path)
     tasks = [t for t in dag.task_ids if t.startswith("produce")]
     manifest = render(dag, tasks[0])
     assert manifest["spec"]["nodeSelector"] == {"pool": "gpu"}
     assert manifest["spec"]["activeDeadlineSeconds"] == 30
+    assert manifest["metadata"]["labels"]["team"] == "vision"
+    assert manifest["spec"]["imagePullSecrets"] == [{"name": "registry"}]
     broken = TWO_STEP.replace(old, "    activeDeadlineSeconds: -1\n" + old, 1)
     with pytest.raises(SpecError, match="activeDeadlineSeconds must be a positive"):
         load_pipeline_text(broken, file="wf.yaml")

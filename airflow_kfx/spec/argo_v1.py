@@ -43,11 +43,10 @@ from airflow_kfx.spec.source import LineDict, Node, join_path
 PIPELINE_SPEC_ANNOTATION = "pipelines.kubeflow.org/pipeline_spec"
 _TOP_LEVEL = {"apiVersion", "kind", "metadata", "spec", "status"}
 # serviceAccountName is the KFP deployment's runner account, left to Airflow (as in argo_v2).
-_SPEC_FIELDS = {"arguments", "entrypoint", "templates", "serviceAccountName", "onExit"}
+_SPEC_FIELDS = {"arguments", "entrypoint", "templates", "serviceAccountName", "onExit", "imagePullSecrets"}
 _SPEC_HINTS = {
     "volumes": "workflow volumes (dsl.VolumeOp, PVC mounts) are not translated",
     "volumeClaimTemplates": "workflow volumes (dsl.VolumeOp) are not translated",
-    "imagePullSecrets": "image pull secrets are not translated; configure them for Airflow's pods",
 }
 _ALL_DONE = "ALL_UPSTREAM_TASKS_COMPLETED"
 # v1 types (kfp.dsl.types) that reach a container as the same text when typed in v2. A
@@ -134,6 +133,7 @@ def rebuild_v1_pipeline_spec(node: Node) -> V1Spec:
     origins.append(Origin("root.inputDefinitions", spec.child("arguments").path, spec.line, exact=False))
     document["components"] = located(spec.line, builder.components)
     document["deploymentSpec"] = located(spec.line, executors=located(spec.line, builder.executors))
+    _pull_secrets(spec.child("imagePullSecrets"), builder)
     platform = None
     if builder.platform:
         platform = located(spec.line, deploymentSpec=located(spec.line, executors=located(spec.line, builder.platform)))
@@ -307,3 +307,15 @@ def _exit_task(name: Node, builder: Builder, tasks: LineDict, origins: list[Orig
         task["retryPolicy"] = template.retry
     tasks[task_name] = task
     origins.append(Origin(join_path("root", "dag", "tasks", task_name), name.path, name.line, exact=False))
+
+
+def _pull_secrets(node: Node, builder: Builder) -> None:
+    """``spec.imagePullSecrets`` (``PipelineConf.set_image_pull_secrets``): every task's
+    pod may pull with them, as kfp-kubernetes' ``imagePullSecret`` on each executor."""
+    names = []
+    for item in node.elements():
+        item.expect(Mapping, "an image pull secret ({name: ...})")
+        names.append(item.required("name", str).value)
+    for label in builder.executors if names else ():
+        config = builder.platform.setdefault(label, located(node.line))
+        config["imagePullSecret"] = [located(node.line, secretName=name) for name in names]

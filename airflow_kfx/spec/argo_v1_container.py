@@ -97,7 +97,7 @@ def container_template(
             child.unsupported(f"Argo template {key}", _TEMPLATE_HINTS.get(
                 key, f"the template setting '{key}' (pod, sidecar or scheduling settings) is not translated "
                 "for v1 workflows"))
-    display_name = _check_metadata(template.child("metadata"))
+    display_name, pod_metadata = _check_metadata(template.child("metadata"))
     name = template.value["name"]
     inputs, input_artifacts = _template_inputs(template.child("inputs"))
     outputs, output_artifacts = _template_outputs(template.child("outputs"))
@@ -128,7 +128,7 @@ def container_template(
         body["resources"] = resources
     label, component = f"exec-{name}", f"comp-{name}"
     executors[label] = located(container.line, container=body)
-    config = _pod_settings(template)
+    config = _pod_settings(template, pod_metadata)
     if config and platform is not None:
         platform[label] = config
         origins.append(Origin(join_path("platforms", "kubernetes", "deploymentSpec", "executors", label),
@@ -155,28 +155,29 @@ def interface(line: int | None, parameters: Any, artifacts: Any = ()) -> LineDic
     return result
 
 
-def _check_metadata(node: Node) -> str | None:
+def _check_metadata(node: Node) -> tuple[str | None, dict[str, dict[str, str]]]:
     """The task's display name (``ContainerOp.set_display_name``: the
-    ``pipelines.kubeflow.org/task_display_name`` annotation), or None.
+    ``pipelines.kubeflow.org/task_display_name`` annotation) or None, and the user's own
+    pod labels and annotations (``add_pod_label``/``add_pod_annotation``: kfp-kubernetes'
+    ``podMetadata``).
 
     The v1 compiler's other pod labels/annotations (``pipelines.kubeflow.org/*``) are KFP
     bookkeeping with no run-time meaning here: the SDK version and type, the component
     spec and reference and the arguments it was called with (all already in the container
     the template runs), and caching hints (``enable_caching``, ``max_cache_staleness``)
     for KFP's cache webhook: airflow-kfx never caches a v1 task (the rebuilt spec sets no
-    ``cachingOptions``), so every one runs, as ``max_cache_staleness: P0D`` asks. Any
-    other label or annotation is refused."""
+    ``cachingOptions``), so every one runs, as ``max_cache_staleness: P0D`` asks."""
     display_name = None
+    own: dict[str, dict[str, str]] = {}
     for key, child in node.items():
         if key not in ("annotations", "labels"):
             child.unsupported(f"Argo template metadata.{key}", "only pod labels and annotations are known here")
         for name, value in child.items():
             if not name.startswith(_KFP_PREFIX):
-                value.unsupported("Argo template pod metadata",
-                                  f"the pod {key[:-1]} '{name}' is not translated for v1 workflows")
+                own.setdefault(key, {})[name] = str(value.expect((str, int, float, bool), f"a pod {key[:-1]} value"))
             if key == "annotations" and name == _DISPLAY_NAME:
                 display_name = value.expect(str, "a task display name") or None
-    return display_name
+    return display_name, own
 
 
 def _template_inputs(node: Node) -> tuple[list[str], dict[str, str]]:
@@ -400,10 +401,13 @@ def only_parameters_and_artifacts(node: Node, where: str, kind: str) -> None:
             child.unsupported(f"{where}.{key}", f"'{key}' {kind} are not translated")
 
 
-def _pod_settings(template: Node) -> LineDict | None:
+def _pod_settings(template: Node, pod_metadata: dict[str, dict[str, str]]) -> LineDict | None:
     """``nodeSelector`` → ``nodeSelector.labels``; ``activeDeadlineSeconds`` (a task's
-    timeout) → ``activeDeadlineSeconds``: the pod gets both, as a v2 task's would."""
+    timeout) → ``activeDeadlineSeconds``; the user's pod labels/annotations →
+    ``podMetadata``: the pod gets them, as a v2 task's would."""
     config = located(template.line)
+    if pod_metadata:
+        config["podMetadata"] = located(template.line, **pod_metadata)
     if template.has("nodeSelector"):
         selector = template.child("nodeSelector")
         selector.expect(Mapping, "a node selector (label → value)")
