@@ -113,7 +113,7 @@ spec:
 """
 
 # What the 53 corpus v1 workflows give today (see the module docstring of argo_v1).
-LOADED = 22
+LOADED = 23
 REFUSED = {
     "Argo argument mixing text and variables": 1,
     "Argo raw input artifact": 1,
@@ -128,7 +128,6 @@ REFUSED = {
     "Argo variable in withItems": 1,
     "Argo workflow spec.activeDeadlineSeconds": 1,
     "Argo workflow spec.volumes": 1,
-    "container env valueFrom": 1,
     "container resource cloud-tpus.google.com/v2": 2,
     "recursion": 3,
 }
@@ -244,6 +243,9 @@ def test_v1_pod_settings_reach_the_pod(tmp_path: Path) -> None:
     path = tmp_path / "wf.yaml"
     text = TWO_STEP.replace(old, "    nodeSelector: {pool: gpu}\n    activeDeadlineSeconds: 30\n" + old
                             + "\n        team: vision", 1)
+    text = text.replace("        value: fast\n", "        value: fast\n"
+                        "      - {name: TOKEN, valueFrom: {secretKeyRef: {name: creds, key: token}}}\n"
+                        "      - {name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}\n", 1)
     text = text.replace("  serviceAccountName: pipeline-runner",
                         "  serviceAccountName: pipeline-runner\n  imagePullSecrets: [{name: registry}]", 1)
     path.write_text(text)
@@ -254,6 +256,10 @@ def test_v1_pod_settings_reach_the_pod(tmp_path: Path) -> None:
     assert manifest["spec"]["activeDeadlineSeconds"] == 30
     assert manifest["metadata"]["labels"]["team"] == "vision"
     assert manifest["spec"]["imagePullSecrets"] == [{"name": "registry"}]
+    env = {e["name"]: e.get("valueFrom") for e in manifest["spec"]["containers"][0]["env"]}
+    assert env["TOKEN"] == {"secretKeyRef": {"name": "creds", "key": "token"}}
+    assert env["NODE"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+    assert env["MODE"] is None  # the plain variable is still there
     broken = TWO_STEP.replace(old, "    activeDeadlineSeconds: -1\n" + old, 1)
     with pytest.raises(SpecError, match="activeDeadlineSeconds must be a positive"):
         load_pipeline_text(broken, file="wf.yaml")

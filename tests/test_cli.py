@@ -36,6 +36,8 @@ BROKEN = [
     ("bad-cel", "        taskInfo:\n          name: component2", "        triggerPolicy:\n          condition: 'inputs.parameter_values[''x'''\n        taskInfo:\n          name: component2",
      "is not valid CEL", 75),  # condition: ...
     ("yaml-syntax", "  name: containerized-two-step-pipeline", "  name: [unclosed", "not valid YAML", 47),  # the line after the unclosed '[': where YAML noticed
+    ("duplicate-key", "  name: containerized-two-step-pipeline", "  name: containerized-two-step-pipeline\n  name: other",
+     "the key 'name' appears twice in one mapping (also at line 46)", 47),  # the second name:
     ("unknown-type", "parameterType: STRING\n  deploymentSpec", "parameterType: TEXT", "unknown parameter type 'TEXT'", 11),  # parameterType: TEXT
 ]
 

@@ -120,7 +120,7 @@ def container_template(
     body = located(container.line, image=container.required("image", str).value)
     body["command"] = [_placed(text, paths) for text in command]
     body["args"] = [_placed(text, paths) for text in args]
-    env = _env(container.child("env"))
+    env, sourced_env = _env(container.child("env"))
     if env:
         body["env"] = env
     resources = _resources(container.child("resources"))
@@ -128,7 +128,7 @@ def container_template(
         body["resources"] = resources
     label, component = f"exec-{name}", f"comp-{name}"
     executors[label] = located(container.line, container=body)
-    config = _pod_settings(template, pod_metadata)
+    config = _pod_settings(template, pod_metadata, sourced_env)
     if config and platform is not None:
         platform[label] = config
         origins.append(Origin(join_path("platforms", "kubernetes", "deploymentSpec", "executors", label),
@@ -294,18 +294,43 @@ def _placed(text: str, paths: list[tuple[str, str, str, str]]) -> str:
     return text
 
 
-def _env(node: Node) -> list[Any]:
-    found = []
+def _env(node: Node) -> tuple[list[Any], dict[str, list[Any]]]:
+    """Plain variables (the container's ``env``), and those taken from a secret, a config
+    map or a pod field (``use_k8s_secret``, ``V1EnvVarSource``) as kfp-kubernetes'
+    ``secretAsEnv``/``configMapAsEnv``/``fieldPathAsEnv``."""
+    found, sourced = [], {}
     for item in node.elements():
         item.expect(Mapping, "an environment variable")
-        if set(item.value) - {"name", "value"}:
-            item.unsupported("container env valueFrom", "environment variables from secrets, config maps or "
-                             "fields are not translated for v1 workflows")
+        name = item.required("name", str).value
+        if set(item.value) - {"name", "value", "valueFrom"}:
+            item.fail("an environment variable has only name, value and valueFrom")
+        if item.has("valueFrom"):
+            key, entry = _env_source(item.child("valueFrom"), name)
+            sourced.setdefault(key, []).append(entry)
+            continue
         value = item.child("value")
         if isinstance(value.value, str) and "{{" in value.value:
             value.unsupported("Argo variable in env", "environment values with Argo variables are not translated")
-        found.append(located(item.line, name=item.required("name", str).value, value=value.value))
-    return found
+        found.append(located(item.line, name=name, value=value.value))
+    return found, sourced
+
+
+def _env_source(node: Node, env_var: str) -> tuple[str, LineDict]:
+    node.expect(Mapping, "an env valueFrom")
+    if set(node.value) == {"secretKeyRef"} or set(node.value) == {"configMapKeyRef"}:
+        kind = "secret" if "secretKeyRef" in node.value else "configMap"
+        ref = node.child(f"{kind}KeyRef")
+        entry = located(ref.line, **{f"{kind}Name": ref.required("name", str).value, "keyToEnv": [
+            located(ref.line, **{f"{kind}Key": ref.required("key", str).value, "envVar": env_var})]})
+        if ref.get("optional") is not None:
+            entry["optional"] = bool(ref.child("optional").expect(bool, "optional (true/false)"))
+        return f"{kind}AsEnv", entry
+    if set(node.value) == {"fieldRef"}:
+        field_ref = node.child("fieldRef")
+        return "fieldPathAsEnv", located(field_ref.line, name=env_var,
+                                         fieldPath=field_ref.required("fieldPath", str).value)
+    node.unsupported("container env valueFrom", f"env '{env_var}' from {', '.join(sorted(map(str, node.value)))} "
+                     "is not translated (secretKeyRef, configMapKeyRef and fieldRef are)")
 
 
 def _resources(node: Node) -> LineDict | None:
@@ -401,11 +426,13 @@ def only_parameters_and_artifacts(node: Node, where: str, kind: str) -> None:
             child.unsupported(f"{where}.{key}", f"'{key}' {kind} are not translated")
 
 
-def _pod_settings(template: Node, pod_metadata: dict[str, dict[str, str]]) -> LineDict | None:
+def _pod_settings(template: Node, pod_metadata: dict[str, dict[str, str]],
+                  sourced_env: dict[str, list[Any]]) -> LineDict | None:
     """``nodeSelector`` → ``nodeSelector.labels``; ``activeDeadlineSeconds`` (a task's
     timeout) → ``activeDeadlineSeconds``; the user's pod labels/annotations →
-    ``podMetadata``: the pod gets them, as a v2 task's would."""
-    config = located(template.line)
+    ``podMetadata``; env from secrets, config maps and fields: the pod gets them, as a v2
+    task's would."""
+    config = located(template.line, **sourced_env)
     if pod_metadata:
         config["podMetadata"] = located(template.line, **pod_metadata)
     if template.has("nodeSelector"):

@@ -65,6 +65,11 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LineD
             # KFP files are JSON data: keys are strings (and `1:` or `true:` is a typo more often)
             shown = "a mapping or list" if isinstance(key_node, yaml.CollectionNode) else repr(key)
             raise SpecError(f"a mapping key must be a string, got {shown}; quote it", line=_line(key_node))
+        if key in result:
+            # YAML (and JSON) parsers keep the last of two equal keys: the first value would
+            # be dropped without a word, and a hand-edited file would run something else.
+            raise SpecError(f"the key '{_clip(key)}' appears twice in one mapping (also at line "
+                            f"{result.key_lines[key]}); keep one", line=_line(key_node))
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = _line(key_node)
     return result
