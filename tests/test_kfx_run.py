@@ -135,8 +135,11 @@ def _most_at_once(iterations: list[dict[str, Any]]) -> int:
 
 def test_parallelism_runs_loop_iterations_at_once_within_the_loops_limit(kfx_home: Path) -> None:
     """``--parallelism 4`` hands the tasks to Airflow's LocalExecutor: the three naps of
-    the unlimited loop overlap; the loop with ``parallelism=2`` never runs three at once."""
-    code, output, summary = kfx_run(kfx_home, str(FIXTURES / "sleepy_loops.yaml"), "--parallelism", "4", "-p", "seconds=2",
+    the unlimited loop overlap; the loop with ``parallelism=2`` never runs three at once.
+    The naps are long (10 s) because each task process takes seconds of CPU to start on
+    this 2-core machine: with 2 s naps, a loaded CI run once saw every nap end before the
+    next process was ready (a fresh clone at a69c8b8)."""
+    code, output, summary = kfx_run(kfx_home, str(FIXTURES / "sleepy_loops.yaml"), "--parallelism", "4", "-p", "seconds=10",
                                     env=NO_TRACKING)
     assert code == 0, output
     assert "up to 4 tasks at once" in output
