@@ -55,9 +55,10 @@ _KFP_IMPORT = re.compile(r"^\s*(from\s+kfp[\s.]|import\s+kfp\b)", re.MULTILINE)
 _PIPELINE_DECORATOR = re.compile(r"^\s*@dsl\.pipeline\b", re.MULTILINE)
 
 
-def _pinned_kfp_version() -> str | None:
+def _pinned_kfp_version(pins: Path = PINS) -> str | None:
+    """The ``kfp==`` version a requirements file pins, if any."""
     try:
-        match = re.search(r"^kfp==(\S+)", PINS.read_text(), re.MULTILINE)
+        match = re.search(r"^kfp==(\S+)", pins.read_text(), re.MULTILINE)
     except OSError:
         return None
     return match.group(1) if match else None

@@ -32,20 +32,12 @@ import traceback
 from pathlib import Path
 
 # The same helpers as the v2 fixtures' compiler (stdlib only there: safe under kfp 1.8).
-from compile_fixtures import _import, _rel
+from compile_fixtures import _import, _pinned_kfp_version, _rel
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES_DIR = REPO / "tests" / "fixtures" / "v1"
 PINS = REPO / "requirements" / "kfp1-tools.txt"
 _STAMP = re.compile(r"pipelines\.kubeflow\.org/pipeline_compilation_time: '[^']*'")
-
-
-def _pinned_kfp_version() -> str | None:
-    try:
-        match = re.search(r"^kfp==(\S+)", PINS.read_text(), re.MULTILINE)
-    except OSError:
-        return None
-    return match.group(1) if match else None
 
 
 
@@ -121,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: kfp {kfp.__version__} is not the KFP v1 SDK; use .venv-kfp1 (make compile-v1-fixtures)",
               file=sys.stderr)
         return 2
-    pinned = _pinned_kfp_version()
+    pinned = _pinned_kfp_version(PINS)
     if pinned and kfp.__version__ != pinned:
         print(f"warning: kfp {kfp.__version__} is installed but {PINS.name} pins {pinned}; "
               "the workflows will differ from the committed ones", file=sys.stderr)
