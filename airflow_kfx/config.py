@@ -95,3 +95,15 @@ def config_value(key: str, override: str | None = None) -> str:
     except ImportError:  # pragma: no cover - the spec layer can run without Airflow
         return default
     return conf.get(SECTION, key, fallback=default) or default
+
+
+def fallback_pipeline_root() -> str:
+    """``[kfx] pipeline_root``, else ``<AIRFLOW_HOME>/kfx/artifacts``: where artifacts go when
+    neither the pipeline's settings nor its file name a root."""
+    import os
+
+    configured = config_value("pipeline_root")
+    if configured:
+        return configured
+    home = os.environ.get("AIRFLOW_HOME") or os.path.join(os.path.expanduser("~"), "airflow")
+    return os.path.join(home, "kfx", "artifacts")

@@ -50,3 +50,13 @@ def kfx_run(
     )
     data = json.loads(summary.read_text()) if summary.exists() else None
     return result.returncode, result.stdout + result.stderr, data
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """Debian's Chromium (``make system-deps``) headless, as the browser tests drive it."""
+    import shutil
+
+    return playwright.chromium.launch(
+        executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+        args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
+    )

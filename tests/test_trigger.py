@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.airflow_stack import AirflowStack, airflow_stack
-from tests.support import FIXTURES, REPO
+from tests.support import FIXTURES, REPO, launch_chromium
 
 pytestmark = pytest.mark.slow
 
@@ -130,8 +130,6 @@ def test_the_trigger_form_in_a_browser_refuses_a_bad_item_and_runs_typed_values(
     """parallel_execution's ``numbers: List[int]`` in Airflow's own trigger form (Chromium):
     ``abc`` among the numbers is refused with the parameter's name before a run exists;
     ``10``/``20`` (which the form sends as the texts "10", "20") reach the loop as integers."""
-    import shutil
-
     from playwright.sync_api import sync_playwright
 
     dag_id = "parallel_execution"
@@ -139,10 +137,7 @@ def test_the_trigger_form_in_a_browser_refuses_a_bad_item_and_runs_typed_values(
     runs = "select run_id, conf from dag_run where dag_id = %s"
     OUTPUT.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-        )
+        browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"http://127.0.0.1:{stack.env['AIRFLOW__API__PORT']}/dags/{dag_id}", wait_until="load")
         page.get_by_role("button", name="Trigger Dag").first.click()

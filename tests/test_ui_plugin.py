@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.airflow_stack import AirflowStack, airflow_stack
-from tests.support import REPO
+from tests.support import REPO, launch_chromium
 
 pytestmark = pytest.mark.slow
 
@@ -165,18 +165,13 @@ def test_in_a_browser_upload_training_run_it_and_see_its_outputs(stack: AirflowS
     and the run's "KFP outputs" tab shows the metrics table, the confusion matrix and the
     Markdown report. Screenshots: test-output/kfx-upload.png, kfx-run-outputs.png,
     kfx-run-report.png."""
-    import shutil
-
     from playwright.sync_api import sync_playwright
 
     admin = Client(stack, "admin")
     base = admin.base
     OUTPUT.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-        )
+        browser = launch_chromium(playwright)
         context = browser.new_context(viewport={"width": 1400, "height": 1100})
         # Logged in as admin: the cookie Airflow's login page sets.
         token = admin.session.headers["Authorization"].removeprefix("Bearer ")

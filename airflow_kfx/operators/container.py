@@ -515,13 +515,12 @@ def _make_output_folders(invocation: Any) -> None:
 
 def default_pipeline_root(pipeline: Pipeline, settings: KfxSettings) -> str:
     """Per-pipeline setting, then [kfx] pipeline_root, then the file's, then AIRFLOW_HOME."""
+    from airflow_kfx.config import fallback_pipeline_root
+
     configured = settings.pipeline_root or config_value("pipeline_root")
     if configured:
         return configured
-    if pipeline.default_pipeline_root:
-        return pipeline.default_pipeline_root
-    home = os.environ.get("AIRFLOW_HOME") or os.path.join(os.path.expanduser("~"), "airflow")
-    return os.path.join(home, "kfx", "artifacts")
+    return pipeline.default_pipeline_root or fallback_pipeline_root()
 
 
 def _resource_requirements(resources: Resources) -> Any:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_kfx.config import fallback_pipeline_root
 from airflow_kfx.plan import PIPELINE_ROOT_XCOM as PIPELINE_ROOT_KEY
 from airflow_kfx.plan import RUN_START_TASK
 from airflow_kfx.ui.outputs import TaskView, task_view
@@ -54,7 +55,7 @@ def load_run(session: Any, dag_id: str, run_id: str, *, task_id: str | None = No
     for row in session.scalars(xcoms):
         values[(row.task_id, row.map_index, row.key)] = XComModel.deserialize_value(row)
     recorded = values.get((RUN_START_TASK, -1, PIPELINE_ROOT_KEY))
-    root = recorded if isinstance(recorded, str) and recorded else configured_pipeline_root()
+    root = recorded if isinstance(recorded, str) and recorded else fallback_pipeline_root()
     read_text, readable = confined_reader(root)
     tasks = []
     # In the order they ran (as a run's graph reads), tasks that never started last.
@@ -70,19 +71,6 @@ def load_run(session: Any, dag_id: str, run_id: str, *, task_id: str | None = No
         ))
     return RunData(dag_id, run_id, str(run.state or ""), root, isinstance(recorded, str) and bool(recorded),
                    tuple(tasks), mlflow_url=_parent_url(values.get((RUN_START_TASK, -1, "return_value"))))
-
-
-def configured_pipeline_root() -> str:
-    """``[kfx] pipeline_root``, else Airflow home's default (runs from before the root was recorded)."""
-    import os
-
-    from airflow_kfx.config import config_value
-
-    root = config_value("pipeline_root")
-    if root:
-        return root
-    home = os.environ.get("AIRFLOW_HOME") or os.path.join(os.path.expanduser("~"), "airflow")
-    return os.path.join(home, "kfx", "artifacts")
 
 
 def confined_reader(root: str) -> tuple[Callable[[str], str], Callable[[str], bool]]:
