@@ -54,7 +54,8 @@ def configure_environment(home: Path, runtime: str | None, parallelism: int = 1)
     if parallelism > 1:
         import secrets
 
-        os.environ["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
+        # Workers forked with airflow-kfx, the pod operator and MLflow already imported.
+        os.environ["AIRFLOW__CORE__EXECUTOR"] = "airflow_kfx.executors.KfxLocalExecutor"
         os.environ["AIRFLOW__CORE__PARALLELISM"] = str(parallelism)
         # The task processes reach this run's own Execution API; tokens signed for this run only.
         os.environ["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{_free_port()}/execution/"

@@ -1,4 +1,4 @@
-"""Airflow as it is deployed, for tests: api-server, scheduler (LocalExecutor) and DAG
+"""Airflow as it is deployed, for tests: api-server, scheduler (airflow-kfx's LocalExecutor) and DAG
 processor as separate processes on a fresh PostgreSQL database of the machine's server.
 
     with airflow_stack(tmp_path, dags={"long.py": "..."}, env={...}) as stack:
@@ -156,7 +156,7 @@ def airflow_stack(home: Path, *, dags: Mapping[str, str], env: Mapping[str, str]
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__EXECUTOR": "airflow_kfx.executors.KfxLocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": POSTGRES.format(database=database),

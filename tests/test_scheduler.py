@@ -44,6 +44,8 @@ def test_a_killed_worker_reattaches_to_its_still_running_pod(kube: KubeDouble, t
         "AIRFLOW__KFX__PIPELINE_ROOT": str(tmp_path / "artifacts"),
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "15",
+        # Airflow's own executor (the other stacks use airflow-kfx's preloading subclass of it)
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "3",
     }
     api = kube.api()

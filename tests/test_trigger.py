@@ -7,7 +7,9 @@ params cannot refuse) fails the run in ``kfx-run-start`` before any task starts.
 metadata database locked for a while in the middle of a task stalls the run, and it then
 finishes with its outputs: nothing is lost or run twice. A false condition's branch is
 skipped by the scheduler: no worker starts for it. The trigger form, in a real browser,
-refuses a list item of the wrong type and runs the typed values it accepts."""
+refuses a list item of the wrong type and runs the typed values it accepts. The stack runs
+airflow-kfx's ``KfxLocalExecutor``: a task's process starts with airflow-kfx and the pod
+operator already imported (forked from the scheduler), not importing them itself."""
 
 from __future__ import annotations
 
@@ -25,6 +27,22 @@ PARALLEL = REPO / "dags" / "pipelines" / "parallel_execution.yaml"
 OUTPUT = REPO / "test-output"  # screenshots (README: "Triggering a run")
 
 
+# Which of a KFP task's heavy modules the process had before it parsed this file.
+PRELOAD_PROBE = """
+import sys
+HELD = sorted(name for name in ("kubernetes.client", "airflow.providers.cncf.kubernetes.operators.pod",
+                                "airflow_kfx.operators.container", "airflow_kfx.runtime.local") if name in sys.modules)
+from airflow.sdk import DAG, task
+
+@task
+def held() -> list:
+    return HELD
+
+with DAG("preload_probe", schedule=None):
+    held()
+"""
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
     home = tmp_path_factory.mktemp("trigger")
@@ -32,6 +50,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
         f"{name}.py": f"from airflow_kfx import load_pipeline\ndag = load_pipeline({str(FIXTURES / f'{name}.yaml')!r})\n"
         for name in ("typed_params", "long_task", "conditions")
     }
+    loaders["preload_probe.py"] = PRELOAD_PROBE
     loaders["parallel_execution.py"] = f"from airflow_kfx import load_pipeline\ndag = load_pipeline({str(PARALLEL)!r})\n"
     env = {
         "AIRFLOW__KFX__RUNTIME": "local",
@@ -167,3 +186,15 @@ def test_the_trigger_form_in_a_browser_refuses_a_bad_item_and_runs_typed_values(
         dag_id, run_id,
     )
     assert total[0][0]["parameters"]["Output"] == 500
+
+
+def test_task_processes_start_with_airflow_kfx_already_imported(stack: AirflowStack) -> None:
+    """KfxLocalExecutor imports the pod operator and airflow-kfx in the scheduler before its
+    workers fork: a task's process parses its DAG file without importing them again (the
+    1.5–3 s of CPU per task that bench/scale.py measured)."""
+    run_id = stack.trigger("preload_probe")
+    assert stack.wait_for_run("preload_probe", run_id, timeout=300) == "success", stack.logs()
+    held = stack.query("select value from xcom where dag_id = 'preload_probe' and run_id = %s", run_id)
+    assert held and sorted(held[0][0]) == ["airflow.providers.cncf.kubernetes.operators.pod",
+                                           "airflow_kfx.operators.container", "airflow_kfx.runtime.local",
+                                           "kubernetes.client"], held
