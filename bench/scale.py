@@ -84,11 +84,11 @@ import json, os, sys, time
 import psutil
 import airflow.sdk  # noqa: F401  (pre-imported by the DAG processor)
 import airflow.providers.cncf.kubernetes.operators.pod  # noqa: F401
+from airflow.dag_processing.dagbag import DagBag
 process = psutil.Process()
 before = process.memory_info().rss
 started = time.perf_counter()
 if sys.argv[1].endswith(".py"):
-    from airflow.dag_processing.dagbag import DagBag
     dags = list(DagBag(dag_folder=sys.argv[1], safe_mode=False).dags.values())
 else:
     from airflow_kfx import load_pipeline

@@ -113,7 +113,7 @@ spec:
 """
 
 # What the 53 corpus v1 workflows give today (see the module docstring of argo_v1).
-LOADED = 23
+LOADED = 25
 REFUSED = {
     "Argo argument mixing text and variables": 1,
     "Argo raw input artifact": 1,
@@ -124,7 +124,6 @@ REFUSED = {
     "Argo template initContainers": 3,
     "Argo template sidecars": 2,
     "Argo template volumes": 4,
-    "Argo variable": 2,
     "Argo variable in withItems": 1,
     "Argo workflow spec.activeDeadlineSeconds": 1,
     "Argo workflow spec.volumes": 1,
@@ -198,6 +197,8 @@ def _broken(old: str, new: str) -> SpecError:
          "spec.templates[1].container.args[1]", "'wrd'"),
         ("    - name: times\n      value: '2'", "    - name: times\n      value: 'two'",
          "spec.arguments.parameters[1].value", "not an integer"),
+        # Argo gives an exit template the workflow's arguments: consume's inputs are not among them
+        ("  serviceAccountName: pipeline-runner", "  onExit: consume", "spec.onExit", "'produce-loud'"),
     ],
 )
 def test_a_broken_v1_workflow_names_file_and_path(old: str, new: str, path: str, message: str) -> None:
@@ -213,12 +214,10 @@ def test_a_broken_v1_workflow_names_file_and_path(old: str, new: str, path: str,
         ("dependencies: [produce]", "dependencies: [produce]\n        when: '{{tasks.produce.outputs.parameters.produce-loud}} == A'",
          "Argo when on a container task"),
         ("dependencies: [produce]", "dependencies: [produce]\n        withItems: [1, 2]", "Argo loop over a container template"),
-        ("  serviceAccountName: pipeline-runner", "  onExit: produce", "Argo onExit template inputs"),
         ("    metadata:\n      labels:", "    retryStrategy: {limit: 2, retryPolicy: OnError}\n    metadata:\n      labels:",
          "Argo retryPolicy OnError"),
         ("          - name: suffix\n            value: '!'", "          - name: suffix\n            value: 'x{{workflow.name}}'",
          "Argo argument mixing text and variables"),
-        ("/tmp/outputs/said/data, '{{", "/tmp/elsewhere, '{{", "KFP v1 output at a fixed path"),
         ("limits: {cpu: '1', memory: 1G}", "limits: {cloud-tpus.google.com/v3: '8'}",
          "container resource cloud-tpus.google.com/v3"),
     ],
@@ -263,6 +262,50 @@ def test_v1_pod_settings_reach_the_pod(tmp_path: Path) -> None:
     broken = TWO_STEP.replace(old, "    activeDeadlineSeconds: -1\n" + old, 1)
     with pytest.raises(SpecError, match="activeDeadlineSeconds must be a positive"):
         load_pipeline_text(broken, file="wf.yaml")
+
+
+def test_v1_run_variables_become_the_runs_identity_and_an_exit_template_gets_the_pipeline_parameters() -> None:
+    """``{{workflow.uid}}``/``{{workflow.name}}``/``{{pod.name}}`` (``dsl.RUN_ID_PLACEHOLDER``,
+    the workflow's name, ``dsl.EXECUTION_ID_PLACEHOLDER``) → the v2 run-time placeholders;
+    ``spec.onExit`` naming a template with inputs: Argo passes it the workflow's arguments."""
+    text = TWO_STEP.replace("'{{inputs.parameters.word}}', '{{inputs.parameters.times}}'",
+                            "'{{inputs.parameters.word}}-{{workflow.uid}}/{{pod.name}}', '{{workflow.name}}'", 1)
+    text = text.replace("  serviceAccountName: pipeline-runner", "  onExit: produce", 1)
+    pipeline = load_pipeline_text(text, file="wf.yaml")
+    args = pipeline.executors["exec-produce"].container.args
+    assert args[1:] == ("{{$.inputs.parameters['word']}}-{{$.pipeline_job_uuid}}/{{$.pipeline_task_uuid}}",
+                        "{{$.pipeline_job_name}}")
+    exit_task = pipeline.root.dag.tasks["produce-2"]
+    assert exit_task.trigger_strategy is TriggerStrategy.ALL_UPSTREAM_TASKS_COMPLETED
+    assert {name: value.source for name, value in exit_task.inputs.items()} == {
+        "word": ComponentInput("word"), "times": ComponentInput("times")}
+
+
+def test_a_v1_output_at_a_fixed_path_the_program_picks_is_collected_from_it(tmp_path: Path, dags_folder: Path) -> None:
+    """``ContainerOp(file_outputs={'said': '/fixed/path'})`` of a program that computes the
+    path itself (the command line never names it): the local runtime reads the file from
+    there after the command, as Argo's ``valueFrom.path`` did (the model's v1 fileOutputs)."""
+    from tests.runs import run_pipeline
+
+    fixed = tmp_path / "fixed" / "said.txt"
+    consume = """command: [python3, -c, "import os, sys; os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True);
+        open(sys.argv[1], 'w').write(sys.argv[2] + sys.argv[3])",
+                /tmp/outputs/said/data, '{{inputs.parameters.produce-loud}}', '{{inputs.parameters.suffix}}']"""
+    picks_its_path = f"""command: [python3, -c, "import os, sys; os.makedirs(os.environ['OUT'], exist_ok=True);
+        open(os.path.join(os.environ['OUT'], 'said.txt'), 'w').write(sys.argv[1] + sys.argv[2])",
+                '{{{{inputs.parameters.produce-loud}}}}', '{{{{inputs.parameters.suffix}}}}']
+      env:
+      - name: OUT
+        value: {fixed.parent}"""
+    assert consume in TWO_STEP
+    text = TWO_STEP.replace(consume, picks_its_path).replace("path: /tmp/outputs/said/data", f"path: {fixed}")
+    path = tmp_path / "v1_fixed_path.yaml"
+    path.write_text(text)
+    pipeline = load_pipeline_text(text, file="wf.yaml")
+    assert pipeline.executors["exec-consume"].container.file_outputs == {"consume-said": str(fixed)}
+    result = run_pipeline(path, dags_folder, conf={"word": "ok", "times": 2})
+    assert result.state == "success", result.states
+    assert result.parameter("consume", "consume-said") == "OKOK!"
 
 
 def test_a_v1_workflow_runs_and_passes_an_output_on(tmp_path: Path, dags_folder: Path) -> None:

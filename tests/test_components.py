@@ -110,6 +110,26 @@ implementation:
     assert _argv(factory, {"a": "x"}) == ["echo", "--a=x+none"]
 
 
+def test_argo_run_variables_become_this_runs_ids() -> None:
+    """A v1 component's ``{{workflow.uid}}``/``{{pod.name}}`` (``dsl.RUN_ID_PLACEHOLDER``,
+    ``dsl.EXECUTION_ID_PLACEHOLDER``: Argo filled them in) are the run's and the task
+    execution's ids, not literal text: two runs get two different unique URIs."""
+    # as components/contrib/google-cloud/storage/upload_to_unique_uri/component.yaml writes it
+    text = """
+name: Unique
+inputs: [{name: GCS path prefix, type: String}]
+implementation:
+  container:
+    image: google/cloud-sdk
+    command: [gsutil, cp, /data, {concat: [{inputValue: GCS path prefix}, '{{workflow.uid}}_{{pod.name}}']}]
+"""
+    argv = _argv(load_component_from_text(text), {"GCS path prefix": "gs://b/p/"})
+    unique = [item for item in argv if item.startswith("gs://b/p/")]
+    assert len(unique) == 1 and "{{" not in unique[0], argv
+    run_part, _, task_part = unique[0].removeprefix("gs://b/p/").partition("_")
+    assert run_part and task_part and run_part != task_part, unique
+
+
 def test_input_path_input_uri_output_uri() -> None:
     text = """
 name: Files

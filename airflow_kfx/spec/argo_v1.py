@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_kfx.spec.argo_v1_container import refuse_template_kind
@@ -65,6 +65,9 @@ class V1Spec:
     spec: LineDict
     origins: tuple[Origin, ...]
     platform: LineDict | None = None  # ``platforms.kubernetes``: the templates' pod settings
+    # executor label → output → the fixed path its program writes it at (v1 fileOutputs,
+    # which a PipelineSpec cannot say: set on the model's containers after parsing)
+    file_outputs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 def rebuild_v1_pipeline_spec(node: Node) -> V1Spec:
@@ -137,7 +140,7 @@ def rebuild_v1_pipeline_spec(node: Node) -> V1Spec:
     platform = None
     if builder.platform:
         platform = located(spec.line, deploymentSpec=located(spec.line, executors=located(spec.line, builder.platform)))
-    return V1Spec(document, tuple(origins), platform)
+    return V1Spec(document, tuple(origins), platform, builder.file_outputs)
 
 
 # ---------------------------------------------------------------------------
@@ -289,18 +292,28 @@ def _exit_task(name: Node, builder: Builder, tasks: LineDict, origins: list[Orig
     """``spec.onExit``: Argo runs the exit template once the workflow ends, whatever its
     outcome; in a PipelineSpec that is a root task after the others (the v1 SDK's
     ``exit-handler-N`` group) with ``ALL_UPSTREAM_TASKS_COMPLETED``, as the v2 compiler
-    writes ``dsl.ExitHandler``."""
+    writes ``dsl.ExitHandler``. Argo hands the exit template the workflow's own arguments
+    (``spec.GetExitHook(spec.arguments)``), so its inputs are pipeline parameters of the
+    same names (older v1 compilers wrote exit handlers that way)."""
     name.expect(str, "the name of the exit template")
     template = builder.template(name.value, name)
-    if template.inputs or template.input_artifacts:
-        name.unsupported("Argo onExit template inputs", "Argo passes no arguments to an exit template, so its "
-                         "inputs could only come from defaults, which are not translated")
+    if template.input_artifacts:
+        name.unsupported("Argo onExit template input artifacts", "an exit template receives the workflow's "
+                         "parameters only; its input artifacts would have no source")
+    unknown = [input_name for input_name in template.inputs if input_name not in builder.parameters]
+    if unknown:
+        name.fail(f"the exit template '{name.value}' takes input '{unknown[0]}', which spec.arguments.parameters "
+                  "does not define (Argo gives an exit template the workflow's arguments)")
     task_name, number = name.value, 2
     while task_name in tasks:
         task_name, number = f"{name.value}-{number}", number + 1
     task = located(name.line, componentRef=located(name.line, name=template.component),
                    taskInfo=located(name.line, name=template.display_name or task_name),
                    triggerPolicy=located(name.line, strategy=_ALL_DONE))
+    if template.inputs:
+        task["inputs"] = located(name.line, parameters=located(
+            name.line, {input_name: located(name.line, componentInputParameter=input_name)
+                        for input_name in template.inputs}))
     if tasks:
         task["dependentTasks"] = list(tasks)
     if template.retry is not None:

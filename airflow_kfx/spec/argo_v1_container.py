@@ -1,7 +1,9 @@
 """KFP v1 Argo workflows: one container template (a ``ContainerOp``) → a PipelineSpec
 component and its executor. Used by :mod:`airflow_kfx.spec.argo_v1`.
 
-* ``{{inputs.parameters.X}}`` → ``{{$.inputs.parameters['X']}}``.
+* ``{{inputs.parameters.X}}`` → ``{{$.inputs.parameters['X']}}``; ``{{workflow.uid}}``,
+  ``{{workflow.name}}``, ``{{pod.name}}`` → the run's id, the run's name, the task
+  execution's id (``{{$.pipeline_job_uuid}}`` …, see ``v1_component.ARGO_RUN_VARIABLES``).
 * ``outputs.parameters[].valueFrom.path`` → an output parameter whose fixed path, wherever
   the command line names it, becomes the output's file
   ``{{$.outputs.parameters['P'].output_file}}``; ``outputs.artifacts[]`` (other than the
@@ -27,6 +29,7 @@ from typing import Any
 
 from airflow_kfx.spec.rebuilt import Origin, located
 from airflow_kfx.spec.source import LineDict, Node, join_path
+from airflow_kfx.spec.v1_component import ARGO_RUN_VARIABLES
 
 _KFP_PREFIX = "pipelines.kubeflow.org/"
 _KFP_STORE_SECRET = "mlpipeline-minio-artifact"
@@ -84,11 +87,14 @@ def refuse_template_kind(template: Node, allowed: str) -> None:
 
 def container_template(
     template: Node, components: dict[str, Any], executors: dict[str, Any], origins: list[Origin],
-    platform: dict[str, Any] | None = None,
+    platform: dict[str, Any] | None = None, file_outputs: dict[str, dict[str, str]] | None = None,
 ) -> Template:
     """One ContainerOp template → ``comp-<name>`` and ``exec-<name>``; its pod settings
     (``add_node_selector_constraint``, ``set_timeout``) → ``platform[exec-<name>]``, the
-    kfp-kubernetes executor config they are in a v2 pipeline."""
+    kfp-kubernetes executor config they are in a v2 pipeline; outputs read from a fixed
+    path that the command line never names (``ContainerOp(file_outputs=...)`` of a program
+    that picks the path itself) → ``file_outputs[exec-<name>]``, the model's v1
+    ``fileOutputs`` (collected by the local runtime, refused by name on the kubernetes one)."""
     refuse_template_kind(template, "container")
     if not template.has("container"):
         template.fail("a template needs 'container' or 'dag'")
@@ -110,8 +116,13 @@ def container_template(
     paths = [(f"{{{{$.outputs.parameters['{o}'].output_file}}}}", p, "output", o) for o, p in outputs.items()]
     paths += [(f"{{{{$.outputs.artifacts['{o}'].path}}}}", p, "output", o) for o, p in output_artifacts.items()]
     paths += [(f"{{{{$.inputs.artifacts['{i}'].path}}}}", p, "input", i) for i, p in input_artifacts.items()]
+    label, component = f"exec-{name}", f"comp-{name}"
+    unnamed: dict[str, str] = {}
     for _, path, kind, what in paths:
         if not any(_mentions(text, path) for text in (*command, *args)):
+            if kind == "output" and file_outputs is not None:
+                unnamed[what] = path
+                continue
             template.child(f"{kind}s").unsupported(
                 f"KFP v1 {kind} at a fixed path",
                 f"{kind} '{what}' is {'read from' if kind == 'output' else 'placed at'} {path}, which the command "
@@ -126,8 +137,9 @@ def container_template(
     resources = _resources(container.child("resources"))
     if resources:
         body["resources"] = resources
-    label, component = f"exec-{name}", f"comp-{name}"
     executors[label] = located(container.line, container=body)
+    if unnamed and file_outputs is not None:
+        file_outputs[label] = unnamed
     config = _pod_settings(template, pod_metadata, sourced_env)
     if config and platform is not None:
         platform[label] = config
@@ -267,6 +279,8 @@ def _text(node: Node, inputs: list[str]) -> str:
                          "the text would be read as a KFP v2 placeholder, which Argo passes verbatim")
 
     def replace(match: re.Match[str]) -> str:
+        if match.group(1) in ARGO_RUN_VARIABLES:
+            return ARGO_RUN_VARIABLES[match.group(1)]
         found = INPUT.match(match.group(1))
         if not found:
             node.unsupported("Argo variable", f"the Argo variable {match.group(0)!r} has no PipelineSpec equivalent")

@@ -78,6 +78,7 @@ class Builder:
         self.components: dict[str, Any] = {}
         self.executors: dict[str, Any] = {}
         self.platform: dict[str, Any] = {}  # kfp-kubernetes executor configs (pod settings)
+        self.file_outputs: dict[str, dict[str, str]] = {}  # executor → output → fixed path (v1 fileOutputs)
         self._built: dict[Any, Template] = {}
 
     def template(self, name: str, where: Node, items: Mapping[str, str | None] | None = None) -> Template:
@@ -95,7 +96,8 @@ class Builder:
             if items is not None:
                 where.unsupported("Argo loop over a container template", "a withItems/withParam task runs a "
                                   "container template directly (the KFP v1 SDK loops over a for-loop DAG template)")
-            built = container_template(node, self.components, self.executors, self.origins, self.platform)
+            built = container_template(node, self.components, self.executors, self.origins, self.platform,
+                                       self.file_outputs)
         self._built[key] = built
         return built
 

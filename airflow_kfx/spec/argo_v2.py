@@ -41,7 +41,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from airflow_kfx.exceptions import SpecError
@@ -114,6 +114,18 @@ class RebuiltSpec:
     spec: LineDict
     platform: LineDict | None
     origins: tuple[Origin, ...]
+    # KFP v1 only: executor label → output → fixed path (``fileOutputs``; see with_file_outputs)
+    file_outputs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def with_file_outputs(self, pipeline: Any) -> Any:
+        """``pipeline`` (parsed from ``spec``) with the v1 ``fileOutputs`` on its containers."""
+        if not self.file_outputs:
+            return pipeline
+        executors = dict(pipeline.executors)
+        for label, outputs in self.file_outputs.items():
+            executor = executors[label]
+            executors[label] = replace(executor, container=replace(executor.container, file_outputs=dict(outputs)))
+        return replace(pipeline, executors=executors)
 
     def spec_node(self) -> Node:
         return Node(self.spec, "", self.file, self.line)
@@ -177,7 +189,7 @@ def rebuild_pipeline_spec(node: Node) -> RebuiltSpec:
 
         v1 = rebuild_v1_pipeline_spec(node)
         v1.spec["schemaVersion"] = SCHEMA_VERSION
-        return RebuiltSpec(node.file, node.line, v1.spec, v1.platform, v1.origins)
+        return RebuiltSpec(node.file, node.line, v1.spec, v1.platform, v1.origins, v1.file_outputs)
     for key, child in node.items():
         if key not in _TOP_LEVEL:
             child.fail(f"unknown top-level field '{key}' in an Argo Workflow; expected {', '.join(sorted(_TOP_LEVEL))}")

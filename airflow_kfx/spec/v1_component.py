@@ -18,6 +18,7 @@ KFP v1 semantics, as the v1 SDK (and KFP v2's v1 loader) define them:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -198,6 +199,23 @@ def _file_outputs(node: Node, outputs: Mapping[str, Node], usage: _Usage) -> dic
     return paths
 
 
+# Argo's run-time variables as KFP v1 used them (``dsl.RUN_ID_PLACEHOLDER`` = the
+# workflow's uid, ``dsl.EXECUTION_ID_PLACEHOLDER`` = the pod's name, and the workflow's
+# name) → the KFP v2 run-time placeholders that mean the same: the run's id, this task
+# execution's id and the run's name. Argo substituted them inside any text; so do we.
+ARGO_RUN_VARIABLES = {
+    "workflow.uid": "{{$.pipeline_job_uuid}}",
+    "workflow.name": "{{$.pipeline_job_name}}",
+    "pod.name": "{{$.pipeline_task_uuid}}",
+}
+_ARGO_RUN_VARIABLE = re.compile(r"\{\{\s*(" + "|".join(re.escape(name) for name in ARGO_RUN_VARIABLES) + r")\s*\}\}")
+
+
+def with_run_placeholders(text: str) -> str:
+    """``{{workflow.uid}}``, ``{{workflow.name}}``, ``{{pod.name}}`` in ``text`` → their v2 placeholders."""
+    return _ARGO_RUN_VARIABLE.sub(lambda match: ARGO_RUN_VARIABLES[match.group(1)], text)
+
+
 # Placeholders naming an input or output → which of the two.
 _NAMED = {"inputValue": "input", "inputPath": "input", "inputUri": "input", "outputPath": "output",
           "outputUri": "output"}
@@ -220,7 +238,7 @@ class _Usage:
     def translate(self, node: Node) -> Any:
         item = node.value
         if isinstance(item, (str, int, float)) and not isinstance(item, bool):
-            return str(item)
+            return with_run_placeholders(str(item))
         if not isinstance(item, Mapping) or len(item) != 1:
             node.fail("expected a string or a one-key placeholder like {inputValue: name}")
         kind = next(iter(item))
