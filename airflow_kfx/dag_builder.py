@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -120,9 +121,12 @@ def _populate(dag: Any, plan: Plan, settings: KfxSettings) -> None:
         groups[group_id] = group
         return group
 
+    from airflow_kfx.operators.container import pod_defaults
+
+    defaults = pod_defaults(settings)  # once per DAG, not once per task
     for planned in plan.tasks.values():
         group = group_for(planned.group)
-        operator = _make_operator(dag, plan, planned, group, settings)
+        operator = _make_operator(dag, plan, planned, group, settings, defaults)
         if operator.task_id != planned.task_id:  # the plan's ids are used at run time
             raise AssertionError(f"planned {planned.task_id}, Airflow made {operator.task_id}")
         operators[planned.task_id] = operator
@@ -172,7 +176,8 @@ def _add_run_boundaries(dag: Any, plan: Plan, operators: dict[str, Any], setting
         operator >> end
 
 
-def _make_operator(dag: Any, plan: Plan, planned: PlannedTask, group: Any, settings: KfxSettings) -> Any:
+def _make_operator(dag: Any, plan: Plan, planned: PlannedTask, group: Any, settings: KfxSettings,
+                   pod_defaults: Mapping[str, Any]) -> Any:
     common: dict[str, Any] = {
         "task_id": planned.name,
         "dag": dag,
@@ -202,7 +207,7 @@ def _make_operator(dag: Any, plan: Plan, planned: PlannedTask, group: Any, setti
     if executor.container is not None:
         from airflow_kfx.operators.container import KfxContainerOperator
 
-        return KfxContainerOperator(**common)
+        return KfxContainerOperator(kfx_pod_defaults=pod_defaults, **common)
     if executor.importer is not None:
         from airflow_kfx.operators.control import KfxImporterOperator
 

@@ -52,6 +52,26 @@ class _Execution:
     tracker: Any  # airflow_kfx.tracking.task.TaskTracker
 
 
+def pod_defaults(settings: KfxSettings) -> dict[str, Any]:
+    """The pod operator arguments that ``[kfx]`` and the pipeline's settings give every
+    task of a DAG. The DAG builder reads them once per DAG (Airflow's config lookups were
+    15 % of a drop-in's parse) and hands them to each operator."""
+    defaults: dict[str, Any] = {
+        "namespace": config_value("namespace", settings.namespace),
+        "kubernetes_conn_id": config_value("kubernetes_conn_id", settings.kubernetes_conn_id),
+        "on_finish_action": config_value("on_finish_action", settings.on_finish_action),
+    }
+    if settings.deferrable is not None:
+        defaults["deferrable"] = settings.deferrable
+    policy = settings.image_pull_policy or config_value("image_pull_policy")
+    if policy:
+        defaults["image_pull_policy"] = policy
+    account = settings.service_account or config_value("service_account")
+    if account:
+        defaults["service_account_name"] = account
+    return defaults
+
+
 class KfxContainerOperator(KubernetesPodOperator):
     """Runs a KFP container component (lightweight Python or container component).
 
@@ -74,22 +94,14 @@ class KfxContainerOperator(KubernetesPodOperator):
         kfx_pipeline: Pipeline,
         kfx_task: PlannedTask,
         kfx_settings: KfxSettings,
+        kfx_pod_defaults: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         executor = kfx_pipeline.executors[kfx_task.executor]  # type: ignore[index]
         container = executor.container
         assert container is not None
-        kwargs.setdefault("namespace", config_value("namespace", kfx_settings.namespace))
-        kwargs.setdefault("kubernetes_conn_id", config_value("kubernetes_conn_id", kfx_settings.kubernetes_conn_id))
-        kwargs.setdefault("on_finish_action", config_value("on_finish_action", kfx_settings.on_finish_action))
-        if kfx_settings.deferrable is not None:
-            kwargs.setdefault("deferrable", kfx_settings.deferrable)
-        policy = kfx_settings.image_pull_policy or config_value("image_pull_policy")
-        if policy:
-            kwargs.setdefault("image_pull_policy", policy)
-        account = kfx_settings.service_account or config_value("service_account")
-        if account:
-            kwargs.setdefault("service_account_name", account)
+        for name, value in (kfx_pod_defaults if kfx_pod_defaults is not None else pod_defaults(kfx_settings)).items():
+            kwargs.setdefault(name, value)
         super().__init__(
             image=container.image,
             cmds=[str(c) if not isinstance(c, str) else c for c in container.command],

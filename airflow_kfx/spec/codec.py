@@ -88,22 +88,37 @@ def _registered(cls: type) -> str:
     return cls.__name__
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _decode(data: Any) -> Any:
-    if data is None or isinstance(data, (bool, int, float, str)):
+    # The hot path of every DAG-folder parse (a warm cache decodes each pipeline once per
+    # parse): plain values first, class lookups and field names cached per class.
+    if type(data) in _SCALARS:
         return data
-    if isinstance(data, list):
-        return [_decode(item) for item in data]
+    if type(data) is list:
+        return [item if type(item) in _SCALARS else _decode(item) for item in data]
     if not isinstance(data, dict) or len(data) not in (1, 2):
         raise CodecError(f"unexpected JSON: {str(data)[:80]}")
+    if len(data) == 2 and "d" in data and "f" in data and isinstance(data["f"], dict):
+        cls, known = _dataclass(data["d"])
+        fields = data["f"]
+        if not fields.keys() <= known:
+            raise CodecError(f"{data['d']} has no field(s) {sorted(set(fields) - known)}")
+        try:
+            return cls(**{name: value if type(value) in _SCALARS else _decode(value)
+                          for name, value in fields.items()})
+        except TypeError as err:
+            raise CodecError(f"cannot build {data['d']}: {err}") from None
     if "t" in data and len(data) == 1:
-        return tuple(_decode(item) for item in _list(data["t"]))
+        return tuple(_decode(_list(data["t"])))
     if "m" in data and len(data) == 1:
         return {_hashable(_decode(pair[0])): _decode(pair[1]) for pair in _pairs(data["m"])}
     if data == {"n": 0}:
         from airflow_kfx.spec.model import NO_DEFAULT
 
         return NO_DEFAULT
-    if set(data) == {"e", "v"}:
+    if data.keys() == {"e", "v"}:
         cls = _class(data["e"])
         if not issubclass(cls, enum.Enum):
             raise CodecError(f"{data['e']} is not an enum")
@@ -111,18 +126,20 @@ def _decode(data: Any) -> Any:
             return cls(data["v"])
         except ValueError:
             raise CodecError(f"{data['v']!r} is not a {data['e']}") from None
-    if set(data) == {"d", "f"} and isinstance(data["f"], dict):
-        cls = _class(data["d"])
-        if not dataclasses.is_dataclass(cls):
-            raise CodecError(f"{data['d']} is not a model dataclass")
-        known = {f.name for f in dataclasses.fields(cls) if f.init}
-        if not set(data["f"]) <= known:
-            raise CodecError(f"{data['d']} has no field(s) {sorted(set(data['f']) - known)}")
-        try:
-            return cls(**{name: _decode(value) for name, value in data["f"].items()})
-        except TypeError as err:
-            raise CodecError(f"cannot build {data['d']}: {err}") from None
     raise CodecError(f"unexpected JSON object with keys {sorted(data)}")
+
+
+def _dataclass(name: Any) -> tuple[type, frozenset[str]]:
+    """A model dataclass by name and the names of its init fields."""
+    cls = _class(name)
+    if not dataclasses.is_dataclass(cls):
+        raise CodecError(f"{name} is not a model dataclass")
+    return cls, _init_fields(cls)
+
+
+@cache
+def _init_fields(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(cls) if f.init)
 
 
 def _class(name: Any) -> type:
