@@ -113,9 +113,8 @@ spec:
 """
 
 # What the 53 corpus v1 workflows give today (see the module docstring of argo_v1).
-LOADED = 25
+LOADED = 26
 REFUSED = {
-    "Argo argument mixing text and variables": 1,
     "Argo raw input artifact": 1,
     "Argo resource template": 5,
     "Argo script template": 1,
@@ -216,8 +215,6 @@ def test_a_broken_v1_workflow_names_file_and_path(old: str, new: str, path: str,
         ("dependencies: [produce]", "dependencies: [produce]\n        withItems: [1, 2]", "Argo loop over a container template"),
         ("    metadata:\n      labels:", "    retryStrategy: {limit: 2, retryPolicy: OnError}\n    metadata:\n      labels:",
          "Argo retryPolicy OnError"),
-        ("          - name: suffix\n            value: '!'", "          - name: suffix\n            value: 'x{{workflow.name}}'",
-         "Argo argument mixing text and variables"),
         ("limits: {cpu: '1', memory: 1G}", "limits: {cloud-tpus.google.com/v3: '8'}",
          "container resource cloud-tpus.google.com/v3"),
     ],
@@ -306,6 +303,25 @@ def test_a_v1_output_at_a_fixed_path_the_program_picks_is_collected_from_it(tmp_
     result = run_pipeline(path, dags_folder, conf={"word": "ok", "times": 2})
     assert result.state == "success", result.states
     assert result.parameter("consume", "consume-said") == "OKOK!"
+
+
+def test_v1_argument_text_with_variables_is_filled_in_like_an_f_string(tmp_path: Path, dags_folder: Path) -> None:
+    """``value: '{{workflow.parameters.word}} x{{tasks.produce.outputs…}}'`` (text around
+    variables, as test/frontend-integration-test/helloworld.yaml passes its message): the
+    value is the text with each variable's value in place, as Argo fills it in."""
+    from tests.runs import run_pipeline
+
+    text = TWO_STEP.replace(
+        "          - name: suffix\n            value: '!'",
+        "          - name: suffix\n            value: ' by {{workflow.parameters.word}}, run {{workflow.uid}}'", 1)
+    path = tmp_path / "v1_text_arguments.yaml"
+    path.write_text(text)
+    consume = load_pipeline_text(text, file="wf.yaml").root.dag.tasks["consume"]
+    assert consume.inputs["pipelinechannel--word"].source == ComponentInput("word")
+    result = run_pipeline(path, dags_folder, conf={"word": "hey", "times": 2})
+    assert result.state == "success", result.states
+    said = result.parameter("consume", "consume-said")
+    assert said.startswith("HEYHEY by hey, run ") and "{{" not in said and len(said) > len("HEYHEY by hey, run "), said
 
 
 def test_a_v1_workflow_runs_and_passes_an_output_on(tmp_path: Path, dags_folder: Path) -> None:

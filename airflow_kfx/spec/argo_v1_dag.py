@@ -48,6 +48,7 @@ from airflow_kfx.spec.argo_v1_container import (
 )
 from airflow_kfx.spec.rebuilt import Origin, located
 from airflow_kfx.spec.source import LineDict, Node, join_path
+from airflow_kfx.spec.v1_component import ARGO_RUN_VARIABLES
 
 _TASK_FIELDS = {"name", "template", "arguments", "dependencies", "when", "withItems", "withParam"}
 _DAG_TEMPLATE_FIELDS = {"name", "dag", "inputs", "outputs", "parallelism"}
@@ -231,9 +232,11 @@ class Builder:
             value = item.required("value", (str, int, float, bool))
             if loop and _item_field(value) is not False:
                 continue  # the loop's item: the body reads it
-            source = context.source(value)
-            if argument in callee.inputs:  # Argo ignores arguments a template does not declare
+            # Argo ignores arguments a template does not declare (checked, never passed on)
+            source = context.source(value, parameters if argument in callee.inputs else located(line))
+            if argument in callee.inputs:
                 parameters[argument] = source
+        self._declare_channels(callee, [name for name in parameters if name not in callee.inputs], task.line)
         for item in arguments.child("artifacts").elements():
             item.expect(Mapping, "a task artifact argument")
             argument = item.required("name", str).value
@@ -272,12 +275,7 @@ class Builder:
                                                "is not translated")
             added = len(parameters)
             condition = _condition(task.child("when"), lambda node: context.channel(node, parameters))
-            new = list(parameters)[added:]
-            if new:
-                definitions = self.components[callee.component].setdefault(
-                    "inputDefinitions", located(task.line)).setdefault("parameters", located(task.line))
-                for channel in new:
-                    definitions[channel] = located(task.line, parameterType="STRING", isOptional=True)
+            self._declare_channels(callee, list(parameters)[added:], task.line)
             body["triggerPolicy"] = located(task.line, condition=condition)
         if parameters or artifacts:
             body["inputs"] = located(line)
@@ -296,6 +294,17 @@ class Builder:
             body["retryPolicy"] = callee.retry
         return body
 
+    def _declare_channels(self, callee: Template, channels: list[str], line: int | None) -> None:
+        """The ``pipelinechannel--…`` inputs a task adds (for its condition or the
+        variables in its arguments' text) as optional inputs of the component it calls,
+        as the v2 compiler declares them."""
+        if not channels:
+            return
+        definitions = self.components[callee.component].setdefault(
+            "inputDefinitions", located(line)).setdefault("parameters", located(line))
+        for channel in channels:
+            definitions[channel] = located(line, parameterType="STRING", isOptional=True)
+
 
 @dataclass
 class _Context:
@@ -305,15 +314,26 @@ class _Context:
     tasks: Mapping[str, Node]
     callees: Mapping[str, Template]
 
-    def source(self, value: Node) -> LineDict:
-        """A task argument as a v2 task input: a DAG input, a task output or text."""
+    def source(self, value: Node, parameters: LineDict) -> LineDict:
+        """A task argument as a v2 task input: a DAG input, a task output or text. Text
+        with variables in it (``"{{workflow.parameters.m}} from A"``) is what the v2
+        compiler makes of an f-string: a constant whose placeholders read each variable
+        from a ``pipelinechannel--…`` input added to ``parameters``."""
         text = value.value if isinstance(value.value, str) else json.dumps(value.value)
         if "{{" not in text:
             return located(value.line, runtimeValue=located(value.line, constant=text))
         match = VARIABLE.fullmatch(text.strip())
         if match is None:
-            value.unsupported("Argo argument mixing text and variables",
-                              "an argument that embeds variables in text is not translated")
+            if "{{$" in text:
+                value.unsupported("KFP v2 placeholder text in a v1 workflow",
+                                  "the text would be read as a KFP v2 placeholder, which Argo passes verbatim")
+
+            def placeholder(found: re.Match[str]) -> str:
+                if found.group(1) in ARGO_RUN_VARIABLES:  # the run's id or name: filled in at run time
+                    return ARGO_RUN_VARIABLES[found.group(1)]
+                return f"{{{{$.inputs.parameters['{self.channel(value, parameters, found.group(1))}']}}}}"
+
+            return located(value.line, runtimeValue=located(value.line, constant=VARIABLE.sub(placeholder, text)))
         return self.variable(value, match.group(1))
 
     def variable(self, value: Node, body: str) -> LineDict:
@@ -375,13 +395,14 @@ class _Context:
             return located(value.line, componentInputArtifact=found.group(1))
         value.unsupported("Argo artifact source", f"the artifact source {value.value!r} is not translated")
 
-    def channel(self, value: Node, parameters: LineDict) -> str:
+    def channel(self, value: Node, parameters: LineDict, body: str | None = None) -> str:
         """The task input holding the value of the variable at ``value`` (``{{…}}``, or a
-        body without braces): an argument passing that value already, else a new
-        ``pipelinechannel--…`` input, as the v2 compiler names them."""
-        text = value.expect(str, "an Argo variable")
-        match = VARIABLE.fullmatch(text.strip())
-        body = match.group(1) if match else text.strip()
+        body without braces; ``body``: one variable of its text): an argument passing that
+        value already, else a new ``pipelinechannel--…`` input, as the v2 compiler names them."""
+        if body is None:
+            text = value.expect(str, "an Argo variable")
+            match = VARIABLE.fullmatch(text.strip())
+            body = match.group(1) if match else text.strip()
         source = self.variable(value, body)
         for name, existing in parameters.items():
             if existing == source:
