@@ -113,16 +113,16 @@ spec:
 """
 
 # What the 53 corpus v1 workflows give today (see the module docstring of argo_v1).
-LOADED = 26
+LOADED = 27
 REFUSED = {
     "Argo raw input artifact": 1,
-    "Argo resource template": 5,
+    "Argo resource template": 6,
     "Argo script template": 1,
     "Argo steps template": 1,
     "Argo template affinity": 1,
     "Argo template initContainers": 3,
     "Argo template sidecars": 2,
-    "Argo template volumes": 4,
+    "Argo volume claim from a variable": 2,
     "Argo variable in withItems": 1,
     "Argo workflow spec.activeDeadlineSeconds": 1,
     "Argo workflow spec.volumes": 1,
@@ -259,6 +259,69 @@ def test_v1_pod_settings_reach_the_pod(tmp_path: Path) -> None:
     broken = TWO_STEP.replace(old, "    activeDeadlineSeconds: -1\n" + old, 1)
     with pytest.raises(SpecError, match="activeDeadlineSeconds must be a positive"):
         load_pipeline_text(broken, file="wf.yaml")
+
+
+VOLUMES = """\
+    volumes:
+    - {name: gcp-credentials, secret: {secretName: user-gcp-sa}}
+    - {name: settings, configMap: {name: app-settings, optional: true}}
+    - {name: data, persistentVolumeClaim: {claimName: shared-data}}
+    - {name: scratch, emptyDir: {medium: Memory, sizeLimit: 1Gi}}
+"""
+MOUNTS = """\
+      volumeMounts:
+      - {mountPath: /secret/gcp-credentials, name: gcp-credentials}
+      - {mountPath: /etc/settings, name: settings}
+      - {mountPath: /data, name: data, subPath: team-a}
+      - {mountPath: /scratch, name: scratch}
+"""
+
+
+def test_v1_volumes_reach_the_pod(tmp_path: Path) -> None:
+    """A template's volumes mounted by its container (``use_gcp_secret``'s secret volume,
+    ``add_volume``/``add_volume_mount``, ``add_pvolumes`` of an existing claim) become
+    kfp-kubernetes ``secretAsVolume``/``configMapAsVolume``/``pvcMount``/``emptyDirMounts``,
+    so the pod mounts them where the template did."""
+    from airflow_kfx import load_pipeline
+    from tests.test_pods import render
+
+    old = "    metadata:\n      labels:"
+    text = TWO_STEP.replace(old, VOLUMES + old, 1).replace("      resources:\n", MOUNTS + "      resources:\n", 1)
+    path = tmp_path / "wf.yaml"
+    path.write_text(text)
+    dag = load_pipeline(path)
+    manifest = render(dag, next(t for t in dag.task_ids if t.startswith("produce")))
+    mounts = {m["mountPath"]: m for m in manifest["spec"]["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in manifest["spec"]["volumes"]}
+
+    def volume_at(mount_path: str) -> dict:
+        return volumes[mounts[mount_path]["name"]]
+
+    assert volume_at("/secret/gcp-credentials")["secret"]["secretName"] == "user-gcp-sa"
+    assert volume_at("/etc/settings")["configMap"] == {"name": "app-settings", "optional": True}
+    assert volume_at("/data")["persistentVolumeClaim"]["claimName"] == "shared-data"
+    assert mounts["/data"]["subPath"] == "team-a"
+    assert volume_at("/scratch")["emptyDir"] == {"medium": "Memory", "sizeLimit": "1Gi"}
+
+
+@pytest.mark.parametrize(("volumes", "mounts", "feature"), [
+    ("{name: data, persistentVolumeClaim: {claimName: '{{inputs.parameters.word}}'}}",
+     "{mountPath: /data, name: data}", "Argo volume claim from a variable"),
+    ("{name: data, persistentVolumeClaim: {claimName: c}}", "{mountPath: /data, name: data, subPath: '{{workflow.uid}}'}",
+     "Argo variable in a subPath"),
+    ("{name: data, persistentVolumeClaim: {claimName: c}}", "{mountPath: /data, name: data, readOnly: true}",
+     "Argo read-only PVC mount"),
+    ("{name: data, hostPath: {path: /var}}", "{mountPath: /data, name: data}", "Argo volume hostPath"),
+    ("{name: data, secret: {secretName: s, items: [{key: a, path: b}]}}", "{mountPath: /data, name: data}",
+     "Argo secret volume items"),
+])
+def test_v1_volumes_they_cannot_say_are_refused_by_name(volumes: str, mounts: str, feature: str) -> None:
+    old = "    metadata:\n      labels:"
+    text = TWO_STEP.replace(old, f"    volumes:\n    - {volumes}\n" + old, 1).replace(
+        "      resources:\n", f"      volumeMounts:\n      - {mounts}\n      resources:\n", 1)
+    with pytest.raises(UnsupportedFeatureError) as caught:
+        load_pipeline_text(text, file="wf.yaml")
+    assert caught.value.feature == feature, caught.value
 
 
 def test_v1_run_variables_become_the_runs_identity_and_an_exit_template_gets_the_pipeline_parameters() -> None:

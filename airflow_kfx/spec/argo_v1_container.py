@@ -43,13 +43,12 @@ TEMPLATE_KINDS = {
     "suspend": ("Argo suspend template", "suspend templates have no PipelineSpec equivalent"),
 }
 _TEMPLATE_FIELDS = {"name", "container", "inputs", "outputs", "metadata", "retryStrategy", "nodeSelector",
-                    "activeDeadlineSeconds"}
+                    "activeDeadlineSeconds", "volumes"}
 _TEMPLATE_HINTS = {
-    "volumes": "volumes (dsl.VolumeOp, PVC mounts) of v1 workflows are not translated",
     "sidecars": "sidecars (ContainerOp.add_sidecar) have no PipelineSpec equivalent",
     "initContainers": "init containers (ContainerOp.add_init_container) have no PipelineSpec equivalent",
 }
-_CONTAINER_FIELDS = {"image", "command", "args", "env", "resources"}
+_CONTAINER_FIELDS = {"image", "command", "args", "env", "resources", "volumeMounts"}
 # Argo text variables the v1 compiler writes; anything else inside {{ }} is refused.
 VARIABLE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 INPUT = re.compile(r"^inputs\.parameters\.([^.\s]+)$")
@@ -141,6 +140,10 @@ def container_template(
     if unnamed and file_outputs is not None:
         file_outputs[label] = unnamed
     config = _pod_settings(template, pod_metadata, sourced_env)
+    mounts = volume_mounts(template.child("volumes"), container.child("volumeMounts"))
+    if mounts:
+        config = config or located(template.line)
+        config.update(mounts)
     if config and platform is not None:
         platform[label] = config
         origins.append(Origin(join_path("platforms", "kubernetes", "deploymentSpec", "executors", label),
@@ -466,3 +469,84 @@ def _pod_settings(template: Node, pod_metadata: dict[str, dict[str, str]],
             deadline.fail("activeDeadlineSeconds must be a positive whole number of seconds")
         config["activeDeadlineSeconds"] = seconds
     return config or None
+
+
+def volume_mounts(volumes: Node, mounts: Node) -> dict[str, list[LineDict]]:
+    """A template's ``volumes`` mounted by its container's ``volumeMounts``
+    (``ContainerOp.add_pvolumes``, ``add_volume`` + ``add_volume_mount``, ``use_gcp_secret``'s
+    secret volume) as the kfp-kubernetes settings a v2 task would carry: a secret →
+    ``secretAsVolume``, a config map → ``configMapAsVolume``, a PVC of a fixed name →
+    ``pvcMount``, an emptyDir → ``emptyDirMounts``. Anything these cannot say (a claim
+    named by a parameter or a VolumeOp's output, a subPath with variables, a read-only
+    PVC, other volume kinds or options) is refused by name."""
+    declared: dict[str, Node] = {}
+    for volume in volumes.elements():
+        volume.expect(Mapping, "a pod volume")
+        declared[volume.required("name", str).value] = volume
+    found: dict[str, list[LineDict]] = {}
+    for mount in mounts.elements():
+        mount.expect(Mapping, "a volume mount")
+        for key, child in mount.items():
+            if key not in ("name", "mountPath", "readOnly", "subPath"):
+                child.unsupported(f"Argo volumeMount {key}", f"the volume mount setting '{key}' is not translated")
+        name = mount.required("name", str).value
+        path = mount.required("mountPath", str).value
+        if "{{" in path:
+            mount.child("mountPath").unsupported("Argo variable in a mount path", "a mount path must be fixed text")
+        if name not in declared:
+            mount.child("name").fail(f"mounts volume '{name}', which the template's volumes does not define")
+        volume = declared[name]
+        kinds = [key for key in volume.value if key != "name"]
+        if len(kinds) != 1:
+            volume.fail(f"volume '{name}' needs exactly one source (secret, configMap, persistentVolumeClaim, emptyDir)")
+        kind = kinds[0]
+        source = volume.child(kind)
+        sub_path = mount.optional("subPath", str, "")
+        if sub_path and kind != "persistentVolumeClaim":
+            mount.child("subPath").unsupported(f"Argo subPath of a {kind} volume", "only PVC mounts take a subPath")
+        if "{{" in sub_path:
+            mount.child("subPath").unsupported("Argo variable in a subPath", "a subPath must be fixed text (the v1 "
+                                               "SDK's data-passing volumes with per-run subPaths are not translated)")
+        entry = _volume_entry(kind, source, mount, name, path, sub_path)
+        found.setdefault(entry[0], []).append(entry[1])
+    return found
+
+
+_VOLUME_OPTIONS = {"secret": {"secretName", "optional"}, "configMap": {"name", "optional"},
+                   "persistentVolumeClaim": {"claimName", "readOnly"}, "emptyDir": {"medium", "sizeLimit"}}
+
+
+def _volume_entry(kind: str, source: Node, mount: Node, name: str, path: str, sub_path: str) -> tuple[str, LineDict]:
+    if kind not in _VOLUME_OPTIONS:
+        source.unsupported(f"Argo volume {kind}", f"a {kind} volume has no kfp-kubernetes equivalent (secret, "
+                           "configMap, persistentVolumeClaim and emptyDir volumes are translated)")
+    source.expect(Mapping, f"a {kind} volume source")
+    for key, child in source.items():
+        if key not in _VOLUME_OPTIONS[kind]:
+            child.unsupported(f"Argo {kind} volume {key}", f"the {kind} volume setting '{key}' is not translated")
+    line = mount.line
+    if kind == "persistentVolumeClaim":
+        if source.value.get("readOnly") or mount.value.get("readOnly"):
+            mount.unsupported("Argo read-only PVC mount", "kfp-kubernetes mounts PVCs read-write only")
+        claim = source.required("claimName", str).value
+        if "{{" in claim:
+            source.child("claimName").unsupported("Argo volume claim from a variable", "a PVC named by a parameter "
+                                                  "or created by a VolumeOp (a resource template) is not translated")
+        entry = located(line, constant=claim, pvcNameParameter=located(line, runtimeValue=located(line, constant=claim)),
+                        mountPath=path)
+        if sub_path:
+            entry["subPath"] = sub_path
+        return "pvcMount", entry
+    if kind == "emptyDir":
+        entry = located(line, volumeName=name, mountPath=path)
+        for key in ("medium", "sizeLimit"):
+            if source.value.get(key):
+                entry[key] = str(source.value[key])
+        return "emptyDirMounts", entry
+    key = "secretName" if kind == "secret" else "name"
+    target = "secret" if kind == "secret" else "configMap"
+    named = source.required(key, str).value
+    entry = located(line, **{f"{target}Name": named, "mountPath": path})
+    if source.value.get("optional") is not None:
+        entry["optional"] = bool(source.child("optional").expect(bool, "true or false"))
+    return f"{target}AsVolume", entry
