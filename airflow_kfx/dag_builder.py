@@ -37,6 +37,8 @@ def build_dag(
     dag_kwargs.setdefault("description", pipeline.description or pipeline.display_name or pipeline.name)
     dag_kwargs.setdefault("doc_md", _dag_doc(pipeline))
     dag_kwargs.setdefault("render_template_as_native_obj", False)
+    if pipeline.run_deadline_seconds is not None:
+        dag_kwargs.setdefault("dagrun_timeout", timedelta(seconds=pipeline.run_deadline_seconds))
     dag = DAG(
         dag_id=dag_id or settings.dag_id or default_dag_id(pipeline),
         schedule=schedule if schedule is not None else settings.schedule,

@@ -113,7 +113,7 @@ spec:
 """
 
 # What the 53 corpus v1 workflows give today (see the module docstring of argo_v1).
-LOADED = 27
+LOADED = 28
 REFUSED = {
     "Argo raw input artifact": 1,
     "Argo resource template": 6,
@@ -124,7 +124,6 @@ REFUSED = {
     "Argo template sidecars": 2,
     "Argo volume claim from a variable": 2,
     "Argo variable in withItems": 1,
-    "Argo workflow spec.activeDeadlineSeconds": 1,
     "Argo workflow spec.volumes": 1,
     "container resource cloud-tpus.google.com/v2": 2,
     "recursion": 3,
@@ -322,6 +321,22 @@ def test_v1_volumes_they_cannot_say_are_refused_by_name(volumes: str, mounts: st
     with pytest.raises(UnsupportedFeatureError) as caught:
         load_pipeline_text(text, file="wf.yaml")
     assert caught.value.feature == feature, caught.value
+
+
+def test_a_v1_workflow_deadline_becomes_the_dag_runs_timeout(tmp_path: Path) -> None:
+    """``spec.activeDeadlineSeconds`` (``PipelineConf.set_timeout``): Argo fails the whole
+    workflow after it; Airflow's scheduler does the same to a DAG run past its
+    ``dagrun_timeout`` (tests/test_trigger.py shows it happen)."""
+    from datetime import timedelta
+
+    from airflow_kfx import load_pipeline
+
+    dag = load_pipeline(CORPUS / "sdk/python/tests/compiler/testdata/timeout.yaml")
+    assert dag.dagrun_timeout == timedelta(seconds=50)
+    broken = TWO_STEP.replace("  serviceAccountName: pipeline-runner", "  activeDeadlineSeconds: soon", 1)
+    with pytest.raises(SpecError, match="activeDeadlineSeconds must be a positive") as caught:
+        load_pipeline_text(broken, file="wf.yaml")
+    assert caught.value.yaml_path == "spec.activeDeadlineSeconds"
 
 
 def test_v1_run_variables_become_the_runs_identity_and_an_exit_template_gets_the_pipeline_parameters() -> None:

@@ -27,6 +27,23 @@ PARALLEL = REPO / "dags" / "pipelines" / "parallel_execution.yaml"
 OUTPUT = REPO / "test-output"  # screenshots (README: "Triggering a run")
 
 
+# A KFP v1 workflow with a 5 s deadline (PipelineConf.set_timeout) whose one step sleeps 120 s.
+DEADLINE = """\
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: v1-deadline-}
+spec:
+  activeDeadlineSeconds: 5
+  entrypoint: v1-deadline
+  templates:
+  - name: v1-deadline
+    dag:
+      tasks:
+      - {name: nap, template: nap}
+  - name: nap
+    container: {image: alpine, command: [sleep, '120']}
+"""
+
 # Which of a KFP task's heavy modules the process had before it parsed this file.
 PRELOAD_PROBE = """
 import sys
@@ -51,6 +68,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
         for name in ("typed_params", "long_task", "conditions")
     }
     loaders["preload_probe.py"] = PRELOAD_PROBE
+    (home / "v1_deadline.yaml").write_text(DEADLINE)
+    loaders["v1_deadline.py"] = (f"from airflow_kfx import load_pipeline\n"
+                                 f"dag = load_pipeline({str(home / 'v1_deadline.yaml')!r})\n")
     loaders["parallel_execution.py"] = f"from airflow_kfx import load_pipeline\ndag = load_pipeline({str(PARALLEL)!r})\n"
     env = {
         "AIRFLOW__KFX__RUNTIME": "local",
@@ -198,3 +218,16 @@ def test_task_processes_start_with_airflow_kfx_already_imported(stack: AirflowSt
     assert held and sorted(held[0][0]) == ["airflow.providers.cncf.kubernetes.operators.pod",
                                            "airflow_kfx.operators.container", "airflow_kfx.runtime.local",
                                            "kubernetes.client"], held
+
+
+def test_a_v1_workflow_deadline_fails_the_run_when_it_passes(stack: AirflowStack) -> None:
+    """``spec.activeDeadlineSeconds: 5`` is the DAG's ``dagrun_timeout``: the scheduler fails
+    the run while its 120 s step still sleeps, as Argo fails the workflow."""
+    import time
+
+    started = time.monotonic()
+    run_id = stack.trigger("v1_deadline")
+    assert stack.wait_for_run("v1_deadline", run_id, timeout=110) == "failed", stack.logs()
+    assert time.monotonic() - started < 110  # long before the step could have ended
+    nap = stack.task_instances("v1_deadline", run_id)[("nap", -1)]
+    assert nap["state"] != "success", nap

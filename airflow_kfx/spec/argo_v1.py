@@ -43,7 +43,8 @@ from airflow_kfx.spec.source import LineDict, Node, join_path
 PIPELINE_SPEC_ANNOTATION = "pipelines.kubeflow.org/pipeline_spec"
 _TOP_LEVEL = {"apiVersion", "kind", "metadata", "spec", "status"}
 # serviceAccountName is the KFP deployment's runner account, left to Airflow (as in argo_v2).
-_SPEC_FIELDS = {"arguments", "entrypoint", "templates", "serviceAccountName", "onExit", "imagePullSecrets"}
+_SPEC_FIELDS = {"arguments", "entrypoint", "templates", "serviceAccountName", "onExit", "imagePullSecrets",
+                "activeDeadlineSeconds"}
 _SPEC_HINTS = {
     "volumes": "workflow volumes (dsl.VolumeOp, PVC mounts) are not translated",
     "volumeClaimTemplates": "workflow volumes (dsl.VolumeOp) are not translated",
@@ -68,6 +69,7 @@ class V1Spec:
     # executor label → output → the fixed path its program writes it at (v1 fileOutputs,
     # which a PipelineSpec cannot say: set on the model's containers after parsing)
     file_outputs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    run_deadline_seconds: int | None = None  # spec.activeDeadlineSeconds (PipelineConf.set_timeout)
 
 
 def rebuild_v1_pipeline_spec(node: Node) -> V1Spec:
@@ -140,7 +142,20 @@ def rebuild_v1_pipeline_spec(node: Node) -> V1Spec:
     platform = None
     if builder.platform:
         platform = located(spec.line, deploymentSpec=located(spec.line, executors=located(spec.line, builder.platform)))
-    return V1Spec(document, tuple(origins), platform, builder.file_outputs)
+    return V1Spec(document, tuple(origins), platform, builder.file_outputs, _deadline(spec.child("activeDeadlineSeconds")))
+
+
+def _deadline(node: Node) -> int | None:
+    """``spec.activeDeadlineSeconds``: Argo fails the whole workflow once it has run this
+    long; Airflow does the same to a DAG run with ``dagrun_timeout``."""
+    seconds = node.value
+    if seconds is None:
+        return None
+    if isinstance(seconds, str) and seconds.isdigit():
+        seconds = int(seconds)
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
+        node.fail("activeDeadlineSeconds must be a positive whole number of seconds")
+    return seconds
 
 
 # ---------------------------------------------------------------------------

@@ -114,11 +114,15 @@ class RebuiltSpec:
     spec: LineDict
     platform: LineDict | None
     origins: tuple[Origin, ...]
-    # KFP v1 only: executor label → output → fixed path (``fileOutputs``; see with_file_outputs)
+    # KFP v1 only: executor label → output → fixed path (``fileOutputs``; see finished)
     file_outputs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    run_deadline_seconds: int | None = None  # KFP v1 only: spec.activeDeadlineSeconds
 
-    def with_file_outputs(self, pipeline: Any) -> Any:
-        """``pipeline`` (parsed from ``spec``) with the v1 ``fileOutputs`` on its containers."""
+    def finished(self, pipeline: Any) -> Any:
+        """``pipeline`` (parsed from ``spec``) with what a PipelineSpec cannot say: the v1
+        ``fileOutputs`` on its containers and the run's deadline."""
+        if self.run_deadline_seconds is not None:
+            pipeline = replace(pipeline, run_deadline_seconds=self.run_deadline_seconds)
         if not self.file_outputs:
             return pipeline
         executors = dict(pipeline.executors)
@@ -189,7 +193,8 @@ def rebuild_pipeline_spec(node: Node) -> RebuiltSpec:
 
         v1 = rebuild_v1_pipeline_spec(node)
         v1.spec["schemaVersion"] = SCHEMA_VERSION
-        return RebuiltSpec(node.file, node.line, v1.spec, v1.platform, v1.origins, v1.file_outputs)
+        return RebuiltSpec(node.file, node.line, v1.spec, v1.platform, v1.origins, v1.file_outputs,
+                           v1.run_deadline_seconds)
     for key, child in node.items():
         if key not in _TOP_LEVEL:
             child.fail(f"unknown top-level field '{key}' in an Argo Workflow; expected {', '.join(sorted(_TOP_LEVEL))}")

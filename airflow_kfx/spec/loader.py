@@ -99,7 +99,7 @@ def load_pipeline_text(text: str, *, file: str = "<text>", digest: str | None = 
                 from airflow_kfx.spec.platform import parse_kubernetes_platform
 
                 platform = parse_kubernetes_platform(platform_node)
-            pipeline = rebuilt.with_file_outputs(parse_pipeline_spec(rebuilt.spec_node(), digest, platform))
+            pipeline = rebuilt.finished(parse_pipeline_spec(rebuilt.spec_node(), digest, platform))
             validate_pipeline(pipeline)
         except SpecError as err:  # found in the rebuilt spec: point at the workflow
             raise rebuilt.relocate(err) from None

@@ -343,6 +343,9 @@ class Pipeline:
     sdk_version: str | None = None
     default_pipeline_root: str | None = None
     platform: Any = None  # airflow_kfx.spec.platform.KubernetesPlatform | None
+    # A deadline for the whole run (a KFP v1 workflow's ``spec.activeDeadlineSeconds``,
+    # ``PipelineConf.set_timeout``): the DAG's ``dagrun_timeout``.
+    run_deadline_seconds: int | None = None
 
     @property
     def workspace(self) -> Any:
