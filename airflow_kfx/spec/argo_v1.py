@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_kfx.spec.argo_v1_container import refuse_template_kind
+from airflow_kfx.spec.argo_v1_container import deadline_seconds, refuse_template_kind
 from airflow_kfx.spec.argo_v1_dag import Builder, Scope, dag_inputs
 from airflow_kfx.spec.rebuilt import Origin, located
 from airflow_kfx.spec.source import LineDict, Node, join_path
@@ -148,14 +148,7 @@ def rebuild_v1_pipeline_spec(node: Node) -> V1Spec:
 def _deadline(node: Node) -> int | None:
     """``spec.activeDeadlineSeconds``: Argo fails the whole workflow once it has run this
     long; Airflow does the same to a DAG run with ``dagrun_timeout``."""
-    seconds = node.value
-    if seconds is None:
-        return None
-    if isinstance(seconds, str) and seconds.isdigit():
-        seconds = int(seconds)
-    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
-        node.fail("activeDeadlineSeconds must be a positive whole number of seconds")
-    return seconds
+    return None if node.value is None else deadline_seconds(node)
 
 
 # ---------------------------------------------------------------------------

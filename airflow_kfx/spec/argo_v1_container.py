@@ -461,14 +461,18 @@ def _pod_settings(template: Node, pod_metadata: dict[str, dict[str, str]],
             labels[str(key)] = value.value
         config["nodeSelector"] = located(selector.line, labels=labels)
     if template.has("activeDeadlineSeconds"):
-        deadline = template.child("activeDeadlineSeconds")
-        seconds = deadline.value
-        if isinstance(seconds, str) and seconds.isdigit():
-            seconds = int(seconds)
-        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
-            deadline.fail("activeDeadlineSeconds must be a positive whole number of seconds")
-        config["activeDeadlineSeconds"] = seconds
+        config["activeDeadlineSeconds"] = deadline_seconds(template.child("activeDeadlineSeconds"))
     return config or None
+
+
+def deadline_seconds(node: Node) -> int:
+    """An ``activeDeadlineSeconds`` (a template's or the workflow's): whole seconds > 0."""
+    seconds = node.value
+    if isinstance(seconds, str) and seconds.isdigit():
+        seconds = int(seconds)
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
+        node.fail("activeDeadlineSeconds must be a positive whole number of seconds")
+    return seconds
 
 
 def volume_mounts(volumes: Node, mounts: Node) -> dict[str, list[LineDict]]:
