@@ -113,16 +113,15 @@ spec:
 """
 
 # What the 53 corpus v1 workflows give today (see the module docstring of argo_v1).
-LOADED = 28
+LOADED = 33
 REFUSED = {
     "Argo raw input artifact": 1,
-    "Argo resource template": 6,
+    "Argo resource template": 3,
     "Argo script template": 1,
     "Argo steps template": 1,
     "Argo template affinity": 1,
     "Argo template initContainers": 3,
     "Argo template sidecars": 2,
-    "Argo volume claim from a variable": 2,
     "Argo variable in withItems": 1,
     "Argo workflow spec.volumes": 1,
     "container resource cloud-tpus.google.com/v2": 2,
@@ -304,7 +303,7 @@ def test_v1_volumes_reach_the_pod(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("volumes", "mounts", "feature"), [
-    ("{name: data, persistentVolumeClaim: {claimName: '{{inputs.parameters.word}}'}}",
+    ("{name: data, persistentVolumeClaim: {claimName: 'x-{{inputs.parameters.word}}'}}",
      "{mountPath: /data, name: data}", "Argo volume claim from a variable"),
     ("{name: data, persistentVolumeClaim: {claimName: c}}", "{mountPath: /data, name: data, subPath: '{{workflow.uid}}'}",
      "Argo variable in a subPath"),
@@ -337,6 +336,30 @@ def test_a_v1_workflow_deadline_becomes_the_dag_runs_timeout(tmp_path: Path) -> 
     with pytest.raises(SpecError, match="activeDeadlineSeconds must be a positive") as caught:
         load_pipeline_text(broken, file="wf.yaml")
     assert caught.value.yaml_path == "spec.activeDeadlineSeconds"
+
+
+def test_a_v1_volume_op_creates_the_claim_its_steps_share(tmp_path: Path, dags_folder: Path) -> None:
+    """``dsl.VolumeOp`` (a resource template creating a PersistentVolumeClaim) → kfp-kubernetes
+    CreatePVC; the steps mounting ``{{inputs.parameters.mypvc-name}}`` get the claim it made.
+    KFP v1's own volumeop_sequential.yaml: step1 writes /data/file1, step2 copies it to file2,
+    step3 reads both — on the local runtime, through the claim's folder."""
+    import os
+
+    from tests.runs import run_pipeline
+
+    sample = CORPUS / "sdk/python/tests/compiler/testdata/volumeop_sequential.yaml"
+    pipeline = load_pipeline_file(sample, use_cache=False)
+    step1 = pipeline.platform.executors["exec-step1"].pvc_mount[0]
+    assert step1.mount_path == "/data" and step1.pvc_name == TaskOutput("mypvc", "name")
+    result = run_pipeline(sample, dags_folder)
+    assert result.state == "success", result.states
+    claim = result.parameter("mypvc", "name")
+    assert claim.startswith("kfx-") and claim.endswith("-newpvc"), claim
+    folder = Path(os.environ["AIRFLOW_HOME"]) / "kfx" / "volumes" / claim
+    assert (folder / "file1").read_text().strip() == "1" and (folder / "file2").read_text().strip() == "1"
+    with pytest.raises(UnsupportedFeatureError) as caught:  # a ResourceOp making a Secret
+        load_pipeline_file(CORPUS / "sdk/python/tests/compiler/testdata/resourceop_basic.yaml", use_cache=False)
+    assert caught.value.feature == "Argo resource template" and "Secret" in str(caught.value)
 
 
 def test_v1_run_variables_become_the_runs_identity_and_an_exit_template_gets_the_pipeline_parameters() -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_kfx.spec.rebuilt import Origin, located
@@ -38,7 +38,7 @@ TEMPLATE_KINDS = {
     "dag": ("nested Argo DAG template", "a DAG template cannot be used here"),
     "steps": ("Argo steps template", "Argo steps templates (recursive @graph_component) are not translated"),
     "resource": ("Argo resource template", "ResourceOp/VolumeOp/VolumeSnapshotOp create Kubernetes "
-                 "resources, which has no PipelineSpec equivalent"),
+                 "resources; only a VolumeOp's claim is translated, and not here"),
     "script": ("Argo script template", "script templates are not written by the KFP v1 SDK and are not translated"),
     "suspend": ("Argo suspend template", "suspend templates have no PipelineSpec equivalent"),
 }
@@ -76,6 +76,14 @@ class Template:
     retry: LineDict | None = None  # the retryPolicy of the tasks that run it
     is_dag: bool = False
     display_name: str | None = None  # ContainerOp.set_display_name: the taskInfo.name of its tasks
+    # Where the component's names differ from the template's (a VolumeOp's CreatePVC):
+    # template input → component input, template output → component output.
+    input_keys: Mapping[str, str] = field(default_factory=dict)
+    output_keys: Mapping[str, str] = field(default_factory=dict)
+    refused_outputs: Mapping[str, str] = field(default_factory=dict)  # output → why it cannot be read
+    constants: Mapping[str, Any] = field(default_factory=dict)  # component input → the value every task passes
+    # template input naming a PVC → the executor's pvcMount entries it names (set per task)
+    claims: Mapping[str, tuple[LineDict, ...]] = field(default_factory=dict)
 
 
 def refuse_template_kind(template: Node, allowed: str) -> None:
@@ -140,7 +148,8 @@ def container_template(
     if unnamed and file_outputs is not None:
         file_outputs[label] = unnamed
     config = _pod_settings(template, pod_metadata, sourced_env)
-    mounts = volume_mounts(template.child("volumes"), container.child("volumeMounts"))
+    claims: dict[str, list[LineDict]] = {}
+    mounts = volume_mounts(template.child("volumes"), container.child("volumeMounts"), inputs, claims)
     if mounts:
         config = config or located(template.line)
         config.update(mounts)
@@ -157,7 +166,8 @@ def container_template(
     origins.append(Origin(join_path("components", component), template.path, template.line, exact=False))
     origins.append(Origin(join_path("deploymentSpec", "executors", label), container.path, container.line, exact=False))
     return Template(component, tuple(inputs), tuple(outputs), tuple(input_artifacts), tuple(output_artifacts),
-                    retry_policy(template.child("retryStrategy")), display_name=display_name)
+                    retry_policy(template.child("retryStrategy")), display_name=display_name,
+                    claims={name: tuple(entries) for name, entries in claims.items()})
 
 
 def interface(line: int | None, parameters: Any, artifacts: Any = ()) -> LineDict:
@@ -475,14 +485,17 @@ def deadline_seconds(node: Node) -> int:
     return seconds
 
 
-def volume_mounts(volumes: Node, mounts: Node) -> dict[str, list[LineDict]]:
+def volume_mounts(volumes: Node, mounts: Node, inputs: list[str] | None = None,
+                  claims: dict[str, list[LineDict]] | None = None) -> dict[str, list[LineDict]]:
     """A template's ``volumes`` mounted by its container's ``volumeMounts``
     (``ContainerOp.add_pvolumes``, ``add_volume`` + ``add_volume_mount``, ``use_gcp_secret``'s
     secret volume) as the kfp-kubernetes settings a v2 task would carry: a secret →
     ``secretAsVolume``, a config map → ``configMapAsVolume``, a PVC of a fixed name →
     ``pvcMount``, an emptyDir → ``emptyDirMounts``. Anything these cannot say (a claim
     named by a parameter or a VolumeOp's output, a subPath with variables, a read-only
-    PVC, other volume kinds or options) is refused by name."""
+    PVC, other volume kinds or options) is refused by name. A claim named by one of the
+    template's ``inputs`` (``{{inputs.parameters.x}}``, a VolumeOp's claim passed in) is
+    recorded in ``claims`` (input → its pvcMount entries): each task fills in its source."""
     declared: dict[str, Node] = {}
     for volume in volumes.elements():
         volume.expect(Mapping, "a pod volume")
@@ -511,8 +524,11 @@ def volume_mounts(volumes: Node, mounts: Node) -> dict[str, list[LineDict]]:
         if "{{" in sub_path:
             mount.child("subPath").unsupported("Argo variable in a subPath", "a subPath must be fixed text (the v1 "
                                                "SDK's data-passing volumes with per-run subPaths are not translated)")
-        entry = _volume_entry(kind, source, mount, name, path, sub_path)
+        claim_input = _claim_input(source, inputs) if kind == "persistentVolumeClaim" else None
+        entry = _volume_entry(kind, source, mount, name, path, sub_path, claim_input is not None)
         found.setdefault(entry[0], []).append(entry[1])
+        if claim_input is not None and claims is not None:
+            claims.setdefault(claim_input, []).append(entry[1])
     return found
 
 
@@ -520,7 +536,16 @@ _VOLUME_OPTIONS = {"secret": {"secretName", "optional"}, "configMap": {"name", "
                    "persistentVolumeClaim": {"claimName", "readOnly"}, "emptyDir": {"medium", "sizeLimit"}}
 
 
-def _volume_entry(kind: str, source: Node, mount: Node, name: str, path: str, sub_path: str) -> tuple[str, LineDict]:
+def _claim_input(source: Node, inputs: list[str] | None) -> str | None:
+    """The template input a PVC volume's ``claimName`` is, if it is exactly one."""
+    claim = source.value.get("claimName") if isinstance(source.value, Mapping) else None
+    found = VARIABLE.fullmatch(claim.strip()) if isinstance(claim, str) else None
+    taken = INPUT.match(found.group(1)) if found else None
+    return taken.group(1) if taken and inputs is not None and taken.group(1) in inputs else None
+
+
+def _volume_entry(kind: str, source: Node, mount: Node, name: str, path: str, sub_path: str,
+                  claim_from_input: bool = False) -> tuple[str, LineDict]:
     if kind not in _VOLUME_OPTIONS:
         source.unsupported(f"Argo volume {kind}", f"a {kind} volume has no kfp-kubernetes equivalent (secret, "
                            "configMap, persistentVolumeClaim and emptyDir volumes are translated)")
@@ -533,11 +558,14 @@ def _volume_entry(kind: str, source: Node, mount: Node, name: str, path: str, su
         if source.value.get("readOnly") or mount.value.get("readOnly"):
             mount.unsupported("Argo read-only PVC mount", "kfp-kubernetes mounts PVCs read-write only")
         claim = source.required("claimName", str).value
-        if "{{" in claim:
-            source.child("claimName").unsupported("Argo volume claim from a variable", "a PVC named by a parameter "
-                                                  "or created by a VolumeOp (a resource template) is not translated")
-        entry = located(line, constant=claim, pvcNameParameter=located(line, runtimeValue=located(line, constant=claim)),
-                        mountPath=path)
+        if claim_from_input:  # each task running the template names the claim (argo_v1_resource.claim_source)
+            entry = located(line, mountPath=path)
+        elif "{{" in claim:
+            source.child("claimName").unsupported("Argo volume claim from a variable", "a PVC must be named by "
+                                                  "fixed text or by one of the template's inputs")
+        else:
+            entry = located(line, constant=claim,
+                            pvcNameParameter=located(line, runtimeValue=located(line, constant=claim)), mountPath=path)
         if sub_path:
             entry["subPath"] = sub_path
         return "pvcMount", entry

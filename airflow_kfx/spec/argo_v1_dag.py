@@ -97,8 +97,13 @@ class Builder:
             if items is not None:
                 where.unsupported("Argo loop over a container template", "a withItems/withParam task runs a "
                                   "container template directly (the KFP v1 SDK loops over a for-loop DAG template)")
-            built = container_template(node, self.components, self.executors, self.origins, self.platform,
-                                       self.file_outputs)
+            from airflow_kfx.spec.argo_v1_resource import is_volume_op, volume_op_template
+
+            if is_volume_op(node):
+                built = volume_op_template(node, self.components, self.executors, self.origins)
+            else:
+                built = container_template(node, self.components, self.executors, self.origins, self.platform,
+                                           self.file_outputs)
         self._built[key] = built
         return built
 
@@ -235,8 +240,16 @@ class Builder:
             # Argo ignores arguments a template does not declare (checked, never passed on)
             source = context.source(value, parameters if argument in callee.inputs else located(line))
             if argument in callee.inputs:
-                parameters[argument] = source
-        self._declare_channels(callee, [name for name in parameters if name not in callee.inputs], task.line)
+                parameters[callee.input_keys.get(argument, argument)] = source
+                for entry in callee.claims.get(argument, ()):
+                    from airflow_kfx.spec.argo_v1_resource import claim_source
+
+                    claim_source(entry, source, value)
+        for key, constant in callee.constants.items():  # what the template fixes (a VolumeOp's size, modes)
+            parameters[key] = located(line, runtimeValue=located(line, constant=constant))
+        self._declare_channels(callee, [name for name in parameters if name not in callee.inputs
+                                        and name not in callee.constants
+                                        and name not in callee.input_keys.values()], task.line)
         for item in arguments.child("artifacts").elements():
             item.expect(Mapping, "a task artifact argument")
             argument = item.required("name", str).value
@@ -251,7 +264,7 @@ class Builder:
         if loop:
             item_input = callee.inputs[-1]  # the loop variant's item input comes last
         for required in callee.inputs:
-            if required not in parameters and required != item_input:
+            if callee.input_keys.get(required, required) not in parameters and required != item_input:
                 arguments.fail(f"task '{name}' does not pass input '{required}' of its template")
         for required in callee.input_artifacts:
             if required not in artifacts:
@@ -363,13 +376,16 @@ class _Context:
             producer, output = found.groups()
             if producer not in self.tasks:
                 value.fail(f"refers to task '{producer}', which the DAG does not define")
-            if output not in self.callees[producer].outputs:
+            callee = self.callees[producer]
+            if output in callee.refused_outputs:
+                value.unsupported("Argo resource template output", callee.refused_outputs[output])
+            if output not in callee.outputs:
                 value.fail(f"refers to output '{output}', which task '{producer}' does not produce")
             if self.tasks[producer].has("withItems") or self.tasks[producer].has("withParam"):
                 value.unsupported("Argo output of a loop", "the outputs of a loop's iterations (a fan-in) are not "
                                   "translated for v1 workflows")
             return located(value.line, taskOutputParameter=located(
-                value.line, producerTask=producer, outputParameterKey=output))
+                value.line, producerTask=producer, outputParameterKey=callee.output_keys.get(output, output)))
         value.unsupported("Argo variable", f"the Argo variable '{{{{{body}}}}}' has no PipelineSpec equivalent here")
 
     def artifact(self, value: Node) -> LineDict:
