@@ -120,7 +120,7 @@ REFUSED = {
     "Argo script template": 1,
     "Argo steps template": 1,
     "Argo template affinity": 1,
-    "Argo template initContainers": 3,
+    "KFP v1 v2-compatible mode": 3,
     "Argo template sidecars": 2,
     "Argo variable in withItems": 1,
     "Argo workflow spec.volumes": 1,

@@ -106,6 +106,10 @@ def container_template(
     if not template.has("container"):
         template.fail("a template needs 'container' or 'dag'")
     for key, child in template.items():
+        if key == "initContainers" and "kfp-launcher" in str(child.value):
+            child.unsupported("KFP v1 v2-compatible mode", "the workflow was compiled with "
+                              "mode=V2_COMPATIBLE: KFP's launcher wraps every step (its init container copies "
+                              "it in); recompile the pipeline with the KFP v2 SDK")
         if key not in _TEMPLATE_FIELDS:
             child.unsupported(f"Argo template {key}", _TEMPLATE_HINTS.get(
                 key, f"the template setting '{key}' (pod, sidecar or scheduling settings) is not translated "
