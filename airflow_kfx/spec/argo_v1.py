@@ -46,7 +46,8 @@ _TOP_LEVEL = {"apiVersion", "kind", "metadata", "spec", "status"}
 _SPEC_FIELDS = {"arguments", "entrypoint", "templates", "serviceAccountName", "onExit", "imagePullSecrets",
                 "activeDeadlineSeconds"}
 _SPEC_HINTS = {
-    "volumes": "workflow volumes (dsl.VolumeOp, PVC mounts) are not translated",
+    "volumes": "volumes declared for the whole workflow (the v1 SDK's data-passing volume, with per-run "
+               "subPaths) are not translated; volumes of a template and dsl.VolumeOp are",
     "volumeClaimTemplates": "workflow volumes (dsl.VolumeOp) are not translated",
 }
 _ALL_DONE = "ALL_UPSTREAM_TASKS_COMPLETED"

@@ -116,7 +116,7 @@ def container_template(
                 "for v1 workflows"))
     display_name, pod_metadata = _check_metadata(template.child("metadata"))
     name = template.value["name"]
-    inputs, input_artifacts = _template_inputs(template.child("inputs"))
+    inputs, input_artifacts = template_inputs(template.child("inputs"))
     outputs, output_artifacts = _template_outputs(template.child("outputs"))
     container = template.child("container")
     for key, child in container.items():
@@ -209,7 +209,7 @@ def _check_metadata(node: Node) -> tuple[str | None, dict[str, dict[str, str]]]:
     return display_name, own
 
 
-def _template_inputs(node: Node) -> tuple[list[str], dict[str, str]]:
+def template_inputs(node: Node) -> tuple[list[str], dict[str, str]]:
     """Input parameter names, and input artifact → the fixed path Argo places it at."""
     only_parameters_and_artifacts(node, "Argo template inputs", "inputs")
     names = []

@@ -46,6 +46,7 @@ from airflow_kfx.spec.argo_v1_container import (
     only_parameters_and_artifacts,
     refuse_template_kind,
 )
+from airflow_kfx.spec.argo_v1_resource import claim_source, is_resource_template, volume_op_template
 from airflow_kfx.spec.rebuilt import Origin, located
 from airflow_kfx.spec.source import LineDict, Node, join_path
 from airflow_kfx.spec.v1_component import ARGO_RUN_VARIABLES
@@ -97,9 +98,7 @@ class Builder:
             if items is not None:
                 where.unsupported("Argo loop over a container template", "a withItems/withParam task runs a "
                                   "container template directly (the KFP v1 SDK loops over a for-loop DAG template)")
-            from airflow_kfx.spec.argo_v1_resource import is_volume_op, volume_op_template
-
-            if is_volume_op(node):
+            if is_resource_template(node):
                 built = volume_op_template(node, self.components, self.executors, self.origins)
             else:
                 built = container_template(node, self.components, self.executors, self.origins, self.platform,
@@ -242,8 +241,6 @@ class Builder:
             if argument in callee.inputs:
                 parameters[callee.input_keys.get(argument, argument)] = source
                 for entry in callee.claims.get(argument, ()):
-                    from airflow_kfx.spec.argo_v1_resource import claim_source
-
                     claim_source(entry, source, value)
         for key, constant in callee.constants.items():  # what the template fixes (a VolumeOp's size, modes)
             parameters[key] = located(line, runtimeValue=located(line, constant=constant))

@@ -27,7 +27,13 @@ from typing import Any
 
 import yaml
 
-from airflow_kfx.spec.argo_v1_container import INPUT, VARIABLE, Template, refuse_template_kind
+from airflow_kfx.spec.argo_v1_container import (
+    INPUT,
+    VARIABLE,
+    Template,
+    refuse_template_kind,
+    template_inputs,
+)
 from airflow_kfx.spec.rebuilt import Origin, located
 from airflow_kfx.spec.source import LineDict, Node, join_path
 
@@ -38,7 +44,8 @@ _RESOURCE_HINT = ("only dsl.VolumeOp's PersistentVolumeClaim is translated (to k
                   "other Kubernetes resources have no PipelineSpec equivalent")
 
 
-def is_volume_op(template: Node) -> bool:
+def is_resource_template(template: Node) -> bool:
+    """A ``resource`` template: a VolumeOp is translated, any other resource refused by kind."""
     return template.has("resource")
 
 
@@ -69,7 +76,10 @@ def volume_op_template(template: Node, components: dict[str, Any], executors: di
     action = resource.required("action", str)
     if action.value != "create":
         action.unsupported(f"Argo resource action {action.value}", _RESOURCE_HINT)
-    inputs = _template_inputs(template.child("inputs"))
+    inputs, artifacts = template_inputs(template.child("inputs"))
+    if artifacts:
+        template.child("inputs").child("artifacts").unsupported("Argo resource template input artifacts",
+                                                                "a VolumeOp takes parameters only")
     values, input_keys = _create_pvc_inputs(manifest_node, manifest, inputs)
     output_keys, refused = _outputs(template.child("outputs"))
     label, component = f"exec-{name}", f"comp-{name}"
@@ -87,17 +97,6 @@ def volume_op_template(template: Node, components: dict[str, Any], executors: di
     constants = {key: value for key, (_, value) in values.items() if value is not None}
     return Template(component, tuple(inputs), tuple(output_keys), input_keys=input_keys, output_keys=output_keys,
                     refused_outputs=refused, constants=constants)
-
-
-def _template_inputs(node: Node) -> list[str]:
-    names = []
-    for item in node.child("parameters").elements():
-        item.expect(Mapping, "an input parameter")
-        names.append(item.required("name", str).value)
-    if node.get("artifacts"):
-        node.child("artifacts").unsupported("Argo resource template input artifacts",
-                                            "a VolumeOp takes parameters only")
-    return names
 
 
 def _create_pvc_inputs(node: Node, manifest: Mapping[str, Any], inputs: list[str],
