@@ -12,7 +12,13 @@ imports those modules once, in the scheduler, before it forks its workers: every
 process inherits them (copy-on-write), and its parse drops to the DAG itself.
 
 Nothing else changes: scheduling, queues, parallelism and task isolation are the
-LocalExecutor's own. Deployments on Celery or Kubernetes executors do not need it (their
+LocalExecutor's own. One addition serves ``kfx run --parallelism`` only: Airflow's
+``dag.test(use_executor=True)`` hands every ready task instance straight to the
+executor, without the scheduler's check of a task's ``max_active_tis_per_dagrun`` (a
+KFP ``ParallelFor(parallelism=n)``); ``kfx run`` registers its DAG's limits with
+:func:`hold_to_task_limits` and the executor starts no more instances of such a task
+than its limit, keeping the rest queued. Under the scheduler nothing is registered and
+the scheduler's own check applies. Deployments on Celery or Kubernetes executors do not need it (their
 workers are long-lived or their pods pay the import once per task anyway).
 """
 
@@ -20,6 +26,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections import Counter
+from typing import Any
 
 from airflow.executors.local_executor import LocalExecutor
 
@@ -64,9 +72,59 @@ def preload_task_modules() -> list[str]:
     return missing
 
 
+# (dag_id, task_id) → at most that many running instances per DAG run; see the module doc.
+_TASK_LIMITS: dict[tuple[str, str], int] = {}
+
+
+def hold_to_task_limits(dag: Any) -> None:
+    """Have this process's KfxLocalExecutor honour ``dag``'s per-run task limits."""
+    for task in dag.tasks:
+        limit = getattr(task, "max_active_tis_per_dagrun", None)
+        if limit:
+            _TASK_LIMITS[(dag.dag_id, task.task_id)] = limit
+
+
 class KfxLocalExecutor(LocalExecutor):
     """LocalExecutor with airflow-kfx's task modules imported before its workers fork."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._started_limited: set[Any] = set()
 
     def start(self) -> None:
         preload_task_modules()
         super().start()
+
+    def _get_workloads_to_schedule(self, open_slots: int) -> list[tuple[Any, Any]]:
+        if not _TASK_LIMITS:
+            return super()._get_workloads_to_schedule(open_slots)
+        # Every queued workload in Airflow's own priority order, then the first ones
+        # that fit the open slots and their task's limit. (The base executor's
+        # ``running`` set is not filled on dispatch, so the started ones are kept here.)
+        candidates = super()._get_workloads_to_schedule(len(self.queued_callbacks) + len(self.queued_tasks))
+        started = Counter(_limited(key) for key in self._started_limited)
+        chosen = []
+        for key, workload in candidates:
+            if len(chosen) >= open_slots:
+                break
+            group = _limited(key)
+            if group is not None:
+                if started[group] >= _TASK_LIMITS[group[:2]]:
+                    continue
+                started[group] += 1
+                self._started_limited.add(key)
+            chosen.append((key, workload))
+        return chosen
+
+    def change_state(self, key: Any, state: Any, info: Any = None, remove_running: bool = True) -> None:
+        if remove_running:  # finished (success, failure, ...), not the RUNNING report
+            self._started_limited.discard(key)
+        super().change_state(key, state, info, remove_running=remove_running)
+
+
+def _limited(key: Any) -> tuple[str, str, str] | None:
+    """(dag_id, task_id, run_id) of a task instance key whose task has a registered limit."""
+    dag_id, task_id = getattr(key, "dag_id", None), getattr(key, "task_id", None)
+    if (dag_id, task_id) not in _TASK_LIMITS:
+        return None
+    return dag_id, task_id, key.run_id

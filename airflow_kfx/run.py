@@ -127,6 +127,9 @@ def run(request: RunRequest, out: TextIO | None = None) -> int:
     try:
         with _captured_output(log_path):
             if request.parallelism > 1:
+                from airflow_kfx.executors import hold_to_task_limits
+
+                hold_to_task_limits(dag)  # dag.test() does not check them; the executor does
                 with _execution_api():
                     dag_run = dag.test(run_conf=conf or None, use_executor=True)
             else:
