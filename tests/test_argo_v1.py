@@ -113,13 +113,12 @@ spec:
 """
 
 # What the 53 corpus v1 workflows give today (see the module docstring of argo_v1).
-LOADED = 33
+LOADED = 34
 REFUSED = {
     "Argo raw input artifact": 1,
     "Argo resource template": 3,
     "Argo script template": 1,
     "Argo steps template": 1,
-    "Argo template affinity": 1,
     "KFP v1 v2-compatible mode": 3,
     "Argo template sidecars": 2,
     "Argo variable in withItems": 1,
@@ -257,6 +256,68 @@ def test_v1_pod_settings_reach_the_pod(tmp_path: Path) -> None:
     broken = TWO_STEP.replace(old, "    activeDeadlineSeconds: -1\n" + old, 1)
     with pytest.raises(SpecError, match="activeDeadlineSeconds must be a positive"):
         load_pipeline_text(broken, file="wf.yaml")
+
+
+AFFINITY = {
+    "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["gpu", "tpu"]}]},
+            {"matchFields": [{"key": "metadata.name", "operator": "NotIn", "values": ["node-1"]}]},
+        ]},
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 50, "preference": {"matchExpressions": [
+                {"key": "cloud.google.com/gke-preemptible", "operator": "In", "values": ["true"]}]}},
+        ],
+    },
+    "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"labelSelector": {"matchLabels": {"app": "trainer"}}, "topologyKey": "kubernetes.io/hostname",
+         "namespaces": ["ml"]},
+    ]},
+    "podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 10, "podAffinityTerm": {
+            "labelSelector": {"matchExpressions": [{"key": "tier", "operator": "Exists"}]},
+            "namespaceSelector": {"matchLabels": {"team": "ml"}}, "topologyKey": "zone"}},
+    ]},
+}
+TOLERATIONS = [{"key": "preemptible", "operator": "Equal", "value": "true", "effect": "NoSchedule"},
+               {"key": "gpu", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60}]
+
+
+def test_v1_tolerations_and_affinity_reach_the_pod_as_compiled(tmp_path: Path) -> None:
+    """``add_toleration``, ``add_affinity`` and ``use_preemptible_nodepool`` (a template's
+    ``tolerations`` and ``affinity``) become kfp-kubernetes ``tolerations``,
+    ``nodeAffinity`` and ``podAffinity``: the pod carries the very affinity and
+    tolerations the workflow's template had."""
+    from airflow_kfx import load_pipeline
+    from tests.test_pods import render
+
+    old = "    metadata:\n      labels:"
+    settings = f"    affinity: {json.dumps(AFFINITY)}\n    tolerations: {json.dumps(TOLERATIONS)}\n"
+    path = tmp_path / "wf.yaml"
+    path.write_text(TWO_STEP.replace(old, settings + old, 1))
+    dag = load_pipeline(path)
+    spec = render(dag, next(t for t in dag.task_ids if t.startswith("produce")))["spec"]
+    assert spec["affinity"] == AFFINITY
+    assert spec["tolerations"] == TOLERATIONS
+    # the corpus's use_preemptible_nodepool + set_gpu_limit example
+    corpus = load_pipeline(CORPUS / "sdk/python/tests/compiler/testdata/preemptible_tpu_gpu.yaml")
+    spec = render(corpus, "flip")["spec"]
+    assert spec["tolerations"] == [{"effect": "NoSchedule", "key": "preemptible", "operator": "Equal", "value": "true"}]
+    assert spec["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]["weight"] == 50
+
+
+@pytest.mark.parametrize(("affinity", "feature"), [
+    ({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "a", "operator": "Exists"}]}]}}, "podAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [{"topologyKey": "zone", "matchLabelKeys": ["x"]}]}},
+     "Argo podAffinity term matchLabelKeys"),
+    ({"nodeAfinity": {}}, "Argo affinity nodeAfinity"),
+])
+def test_v1_affinity_it_cannot_say_is_refused_by_name(affinity: dict, feature: str) -> None:
+    old = "    metadata:\n      labels:"
+    with pytest.raises(UnsupportedFeatureError) as caught:
+        load_pipeline_text(TWO_STEP.replace(old, f"    affinity: {json.dumps(affinity)}\n" + old, 1), file="wf.yaml")
+    assert caught.value.feature == feature
 
 
 VOLUMES = """\

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_kfx.spec import argo_v1_scheduling
 from airflow_kfx.spec.rebuilt import Origin, located
 from airflow_kfx.spec.source import LineDict, Node, join_path
 from airflow_kfx.spec.v1_component import ARGO_RUN_VARIABLES
@@ -43,7 +44,7 @@ TEMPLATE_KINDS = {
     "suspend": ("Argo suspend template", "suspend templates have no PipelineSpec equivalent"),
 }
 _TEMPLATE_FIELDS = {"name", "container", "inputs", "outputs", "metadata", "retryStrategy", "nodeSelector",
-                    "activeDeadlineSeconds", "volumes"}
+                    "activeDeadlineSeconds", "volumes", "tolerations", "affinity"}
 _TEMPLATE_HINTS = {
     "sidecars": "sidecars (ContainerOp.add_sidecar) have no PipelineSpec equivalent",
     "initContainers": "init containers (ContainerOp.add_init_container) have no PipelineSpec equivalent",
@@ -460,7 +461,8 @@ def only_parameters_and_artifacts(node: Node, where: str, kind: str) -> None:
 def _pod_settings(template: Node, pod_metadata: dict[str, dict[str, str]],
                   sourced_env: dict[str, list[Any]]) -> LineDict | None:
     """``nodeSelector`` → ``nodeSelector.labels``; ``activeDeadlineSeconds`` (a task's
-    timeout) → ``activeDeadlineSeconds``; the user's pod labels/annotations →
+    timeout) → ``activeDeadlineSeconds``; ``tolerations`` and ``affinity`` → their
+    kfp-kubernetes entries (:mod:`.argo_v1_scheduling`); the user's pod labels/annotations →
     ``podMetadata``; env from secrets, config maps and fields: the pod gets them, as a v2
     task's would."""
     config = located(template.line, **sourced_env)
@@ -476,6 +478,10 @@ def _pod_settings(template: Node, pod_metadata: dict[str, dict[str, str]],
         config["nodeSelector"] = located(selector.line, labels=labels)
     if template.has("activeDeadlineSeconds"):
         config["activeDeadlineSeconds"] = deadline_seconds(template.child("activeDeadlineSeconds"))
+    if template.get("tolerations"):
+        config["tolerations"] = argo_v1_scheduling.tolerations(template.child("tolerations"))
+    if template.get("affinity"):
+        config.update(argo_v1_scheduling.affinity(template.child("affinity")))
     return config or None
 
 
