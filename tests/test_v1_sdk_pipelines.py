@@ -23,7 +23,7 @@ from airflow_kfx.spec.model import ComponentInput, TaskOutput
 from tests.support import REPO, kfx_run
 
 V1 = REPO / "tests" / "fixtures" / "v1"
-NAMES = ("v1_params_files", "v1_loops", "v1_exit_handler", "v1_parallel_sample", "v1_xgboost_sample")
+NAMES = ("v1_params_files", "v1_loops", "v1_exit_handler", "v1_parallel_sample", "v1_xgboost_sample", "v1_sidecar")
 
 
 def _load(name: str, suffix: str):
@@ -139,3 +139,50 @@ def test_exit_handler_run(tmp_path: Path, suffix: str, fail: str) -> None:
     # the exit task runs once the handler's tasks ended, whatever their outcome
     assert tasks["goodbye"]["state"] == "success"
     assert _value(tasks["goodbye"], "goodbye-Output") == "bye"
+
+
+def test_a_sidecar_and_an_init_container_become_the_pods(tmp_path: Path) -> None:
+    """``add_sidecar`` → a native sidecar (an init container with ``restartPolicy: Always``,
+    stopped when the main container ends, as Argo stops its sidecars); ``add_init_container``
+    → an init container, run before the sidecars start, as Argo runs them."""
+    from airflow_kfx import load_pipeline
+    from tests.test_pods import render
+
+    text = (V1 / "v1_sidecar.yaml").read_text()
+    sidecar = render(load_pipeline(V1 / "v1_sidecar.yaml"), "fetch")["spec"]["initContainers"]
+    server = next(c for c in sidecar if c["name"] == "server")
+    assert server["restartPolicy"] == "Always" and server["image"] == "python:3.11"
+    assert server["command"][:2] == ["python3", "-c"] and "serve_forever" in server["command"][2]
+    with_init = text.replace("    sidecars:\n", "    initContainers:\n    - {name: prepare, image: busybox, command: [sh, -c, "
+                             "'echo ready'], env: [{name: MODE, value: fast}]}\n    sidecars:\n", 1)
+    (tmp_path / "v1_sidecar.yaml").write_text(with_init)
+    dag = load_pipeline(tmp_path / "v1_sidecar.yaml")
+    containers = render(dag, "fetch")["spec"]["initContainers"]
+    names = [c["name"] for c in containers]
+    assert names.index("prepare") < names.index("server")
+    prepare = containers[names.index("prepare")]
+    assert "restartPolicy" not in prepare and prepare["env"] == [{"name": "MODE", "value": "fast"}]
+
+
+@pytest.mark.parametrize(("old", "new", "feature"), [
+    ("    - command:\n      - python3", "    - ports: [{containerPort: 18765}]\n      command:\n      - python3",
+     "Argo sidecar ports"),
+    ("image: python:3.11\n      name: server", "image: 'python:{{workflow.parameters.tag}}'\n      name: server",
+     "Argo variable in a sidecar"),
+])
+def test_a_sidecar_setting_that_cannot_be_translated_is_refused_by_name(old: str, new: str, feature: str) -> None:
+    from airflow_kfx.exceptions import UnsupportedFeatureError
+    from airflow_kfx.spec.loader import load_pipeline_text
+
+    text = (V1 / "v1_sidecar.yaml").read_text()
+    assert old in text
+    with pytest.raises(UnsupportedFeatureError) as caught:
+        load_pipeline_text(text.replace(old, new, 1), file="sidecar.yaml")
+    assert caught.value.feature == feature
+
+
+@pytest.mark.slow
+def test_a_step_reaches_the_server_its_sidecar_runs(tmp_path: Path) -> None:
+    code, output, summary = _run(tmp_path, "v1_sidecar", ".yaml")
+    assert code == 0 and summary["state"] == "success", output
+    assert _value(summary["tasks"]["fetch"], "fetch-page") == "served by the sidecar"

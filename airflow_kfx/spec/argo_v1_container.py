@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_kfx.spec import argo_v1_scheduling
+from airflow_kfx.spec import argo_v1_scheduling, argo_v1_sidecars
 from airflow_kfx.spec.rebuilt import Origin, located
 from airflow_kfx.spec.source import LineDict, Node, join_path
 from airflow_kfx.spec.v1_component import ARGO_RUN_VARIABLES
@@ -44,11 +44,7 @@ TEMPLATE_KINDS = {
     "suspend": ("Argo suspend template", "suspend templates have no PipelineSpec equivalent"),
 }
 _TEMPLATE_FIELDS = {"name", "container", "inputs", "outputs", "metadata", "retryStrategy", "nodeSelector",
-                    "activeDeadlineSeconds", "volumes", "tolerations", "affinity"}
-_TEMPLATE_HINTS = {
-    "sidecars": "sidecars (ContainerOp.add_sidecar) have no PipelineSpec equivalent",
-    "initContainers": "init containers (ContainerOp.add_init_container) have no PipelineSpec equivalent",
-}
+                    "activeDeadlineSeconds", "volumes", "tolerations", "affinity", "initContainers", "sidecars"}
 _CONTAINER_FIELDS = {"image", "command", "args", "env", "resources", "volumeMounts"}
 # Argo text variables the v1 compiler writes; anything else inside {{ }} is refused.
 VARIABLE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
@@ -112,9 +108,8 @@ def container_template(
                               "mode=V2_COMPATIBLE: KFP's launcher wraps every step (its init container copies "
                               "it in); recompile the pipeline with the KFP v2 SDK")
         if key not in _TEMPLATE_FIELDS:
-            child.unsupported(f"Argo template {key}", _TEMPLATE_HINTS.get(
-                key, f"the template setting '{key}' (pod, sidecar or scheduling settings) is not translated "
-                "for v1 workflows"))
+            child.unsupported(f"Argo template {key}", f"the template setting '{key}' is not translated "
+                              "for v1 workflows")
     display_name, pod_metadata = _check_metadata(template.child("metadata"))
     name = template.value["name"]
     inputs, input_artifacts = template_inputs(template.child("inputs"))
@@ -462,7 +457,8 @@ def _pod_settings(template: Node, pod_metadata: dict[str, dict[str, str]],
                   sourced_env: dict[str, list[Any]]) -> LineDict | None:
     """``nodeSelector`` → ``nodeSelector.labels``; ``activeDeadlineSeconds`` (a task's
     timeout) → ``activeDeadlineSeconds``; ``tolerations`` and ``affinity`` → their
-    kfp-kubernetes entries (:mod:`.argo_v1_scheduling`); the user's pod labels/annotations →
+    kfp-kubernetes entries (:mod:`.argo_v1_scheduling`); init containers and sidecars →
+    ``initContainers`` (:mod:`.argo_v1_sidecars`); the user's pod labels/annotations →
     ``podMetadata``; env from secrets, config maps and fields: the pod gets them, as a v2
     task's would."""
     config = located(template.line, **sourced_env)
@@ -482,6 +478,8 @@ def _pod_settings(template: Node, pod_metadata: dict[str, dict[str, str]],
         config["tolerations"] = argo_v1_scheduling.tolerations(template.child("tolerations"))
     if template.get("affinity"):
         config.update(argo_v1_scheduling.affinity(template.child("affinity")))
+    if template.get("initContainers") or template.get("sidecars"):
+        config["initContainers"] = argo_v1_sidecars.extra_containers(template)
     return config or None
 
 
