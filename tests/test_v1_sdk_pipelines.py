@@ -23,7 +23,8 @@ from airflow_kfx.spec.model import ComponentInput, TaskOutput
 from tests.support import REPO, kfx_run
 
 V1 = REPO / "tests" / "fixtures" / "v1"
-NAMES = ("v1_params_files", "v1_loops", "v1_exit_handler", "v1_parallel_sample", "v1_xgboost_sample", "v1_sidecar")
+NAMES = ("v1_params_files", "v1_loops", "v1_exit_handler", "v1_parallel_sample", "v1_xgboost_sample", "v1_sidecar",
+         "v1_volume_passing")
 
 
 def _load(name: str, suffix: str):
@@ -186,3 +187,38 @@ def test_a_step_reaches_the_server_its_sidecar_runs(tmp_path: Path) -> None:
     code, output, summary = _run(tmp_path, "v1_sidecar", ".yaml")
     assert code == 0 and summary["state"] == "success", output
     assert _value(summary["tasks"]["fetch"], "fetch-page") == "served by the sidecar"
+
+
+def test_a_data_passing_volume_becomes_artifact_passing(tmp_path: Path) -> None:
+    """``data_passing_method = KubernetesVolume(...)``: the per-run subPath mounts and their
+    ``-subpath`` parameters become the artifacts and artifact arguments the default mode
+    writes; the volume is not mounted. Any other workflow volume is still refused."""
+    from airflow_kfx.exceptions import UnsupportedFeatureError
+    from airflow_kfx.spec.loader import load_pipeline_text
+
+    pipeline = _load("v1_volume_passing", ".yaml")
+    tasks = pipeline.root.dag.tasks
+    assert tasks["shout"].inputs["write-lines-lines"].source == TaskOutput("write-lines", "write-lines-lines")
+    assert tasks["shout"].inputs["write-lines-lines"].is_artifact
+    assert tasks["count-lines"].inputs["shout-loud"].source == TaskOutput("shout", "shout-loud")
+    assert not any(name.endswith("-subpath") for task in tasks.values() for name in task.inputs)
+    assert pipeline.executors["exec-shout"].container.args[-4:] == (
+        "--lines", "{{$.inputs.artifacts['write-lines-lines'].path}}",
+        "--loud", "{{$.outputs.artifacts['shout-loud'].path}}")
+    assert pipeline.platform is None  # no pvcMount of the data volume: no Kubernetes settings at all
+    text = (V1 / "v1_volume_passing.yaml").read_text()
+    old = "subPath: 'artifact_data/{{workflow.uid}}_{{pod.name}}/shout-loud'"
+    assert old in text
+    with pytest.raises(UnsupportedFeatureError) as caught:  # a mount of the volume that passes no data
+        load_pipeline_text(text.replace(old, "subPath: shared/loud"), file="wf.yaml")
+    assert caught.value.feature == "Argo workflow spec.volumes"
+
+
+@pytest.mark.slow
+def test_artifacts_of_a_data_passing_volume_pipeline_pass_through_the_pipeline_root(tmp_path: Path) -> None:
+    code, output, summary = _run(tmp_path, "v1_volume_passing", ".tar.gz", "text=kfp", "times=3")
+    assert code == 0 and summary["state"] == "success", output
+    tasks = summary["tasks"]
+    assert _value(tasks["write-lines"], "write-lines-lines") == "kfp\nkfp\nkfp"
+    assert _value(tasks["shout"], "shout-loud") == "KFP\nKFP\nKFP"
+    assert _value(tasks["count-lines"], "count-lines-Output") == "3 lines of KFP"

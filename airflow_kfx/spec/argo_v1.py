@@ -37,6 +37,7 @@ from typing import Any
 
 from airflow_kfx.spec.argo_v1_container import deadline_seconds, refuse_template_kind
 from airflow_kfx.spec.argo_v1_dag import Builder, Scope, dag_inputs
+from airflow_kfx.spec.argo_v1_volume_passing import without_passing_volume
 from airflow_kfx.spec.rebuilt import Origin, located
 from airflow_kfx.spec.source import LineDict, Node, join_path
 
@@ -46,8 +47,9 @@ _TOP_LEVEL = {"apiVersion", "kind", "metadata", "spec", "status"}
 _SPEC_FIELDS = {"arguments", "entrypoint", "templates", "serviceAccountName", "onExit", "imagePullSecrets",
                 "activeDeadlineSeconds"}
 _SPEC_HINTS = {
-    "volumes": "volumes declared for the whole workflow (the v1 SDK's data-passing volume, with per-run "
-               "subPaths) are not translated; volumes of a template and dsl.VolumeOp are",
+    "volumes": "volumes declared for the whole workflow are not translated, other than the v1 SDK's "
+               "data-passing volume (artifacts then pass through the pipeline root); volumes of a template "
+               "and dsl.VolumeOp are",
     "volumeClaimTemplates": "workflow volumes (dsl.VolumeOp) are not translated",
 }
 _ALL_DONE = "ALL_UPSTREAM_TASKS_COMPLETED"
@@ -75,6 +77,7 @@ class V1Spec:
 
 def rebuild_v1_pipeline_spec(node: Node) -> V1Spec:
     """The PipelineSpec of the KFP v1 workflow at ``node`` (already known to be a Workflow)."""
+    node = without_passing_volume(node)
     for key, child in node.items():
         if key not in _TOP_LEVEL:
             child.fail(f"unknown top-level field '{key}' in an Argo Workflow; expected {', '.join(sorted(_TOP_LEVEL))}")
