@@ -185,9 +185,13 @@ def airflow_stack(home: Path, *, dags: Mapping[str, str], env: Mapping[str, str]
         for process in stack.processes.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
+        # 5 s in all, then SIGKILL: the database is dropped next, so nothing is lost, and a
+        # scheduler stopping gracefully waits for its LocalExecutor's running tasks (a test
+        # that leaves a long step running behind a failed run would wait for the step).
+        deadline = time.monotonic() + 5
         for process in stack.processes.values():
             try:
-                process.wait(timeout=30)
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
