@@ -15,8 +15,10 @@ By default only the CI subset runs (``CI_SUBSET`` in tests/conformance.py, plus 
 with a known bug): ~8-9 minutes. ``make conformance`` runs the whole table (~20-30
 minutes on 2 shared cores). tests/CONFORMANCE.md has the results table and timings.
 
-The session's ``MLFLOW_TRACKING_URI`` (set by conftest.py) is passed on, so the runs share
-one MLflow store instead of each creating ./mlflow.db.
+MLflow tracking is off for these runs (``[kfx] tracking = false``): what they check is
+KFP's semantics, which tracking cannot change (a tracking error never fails a task,
+tests/test_tracking.py), and it costs ~3 s of a run's ~10 (bench/RESULTS.md); the MLflow
+mapping has its own tests (test_tracking, test_mlflow_ui, test_v1_samples, test_runs).
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ def kfx_environment(home: Path, runtime: str, kube: KubeDouble | None) -> dict[s
     for the kubernetes runtimes, ``kubernetes_default`` and KUBECONFIG point at the double."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env["KFX_HOME"] = str(home)
+    env["AIRFLOW__KFX__TRACKING"] = "false"  # see the module doc
     if kube is not None:
         env.update(kube.airflow_environment())
     if runtime == "kubernetes-deferrable":
