@@ -704,6 +704,31 @@ def test_a_schedule_refused_by_airflow_does_not_hide_other_pipelines(tmp_path: P
     assert any("typed_params" in key for key in report.errors)
 
 
+def test_loading_leaves_garbage_collection_as_it_found_it(tmp_path: Path) -> None:
+    """Garbage collection is paused while DAGs are built (a parse-time saving) and back on
+    afterwards, also when a file fails to load; a caller that had it off keeps it off."""
+    import gc
+    import shutil
+
+    from airflow_kfx.exceptions import SpecError
+    from airflow_kfx.loading import load_pipelines
+
+    shutil.copy(FIXTURES / "loops.yaml", tmp_path)
+    (tmp_path / "broken.yaml").write_text("pipelineInfo: [")
+    assert gc.isenabled()
+    report = load_pipelines(tmp_path)
+    assert "loops" in report.dags and report.errors and gc.isenabled()
+    with pytest.raises(SpecError):
+        load_pipeline(tmp_path / "broken.yaml")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        load_pipelines(tmp_path)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_corpus_is_available() -> None:
     assert Path(CORPUS).is_dir(), f"KFP corpus not found at {CORPUS}"
 
