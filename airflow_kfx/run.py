@@ -75,7 +75,21 @@ def ensure_database(home: Path) -> None:
     marker.write_text("ok\n")
 
 
+# Python's cyclic garbage collector, as ``kfx run`` tunes it: a young-generation collection
+# after 50,000 net allocations instead of 700, and older ones after 20 of those instead of
+# 10. The run is one process that builds a great deal and keeps nearly all of it (Airflow's
+# modules, the Execution API's routes for every API version, the DAG, MLflow): with the
+# defaults the collector walks that growing heap thousands of times and frees almost nothing.
+# Measured on a six-task chain: 2 s (22 %) less CPU for 8 MB more memory (bench/RESULTS.md).
+# Cycles are still collected, so a long run (a 1,000-item loop) does not grow without bound;
+# executor workers forked by ``--parallelism`` inherit the setting.
+GC_THRESHOLDS = (50_000, 20, 20)
+
+
 def run(request: RunRequest, out: TextIO | None = None) -> int:
+    import gc
+
+    gc.set_threshold(*GC_THRESHOLDS)
     home = kfx_home()
     configure_environment(home, request.runtime, request.parallelism)
     from rich.console import Console
