@@ -222,3 +222,16 @@ def test_artifacts_of_a_data_passing_volume_pipeline_pass_through_the_pipeline_r
     assert _value(tasks["write-lines"], "write-lines-lines") == "kfp\nkfp\nkfp"
     assert _value(tasks["shout"], "shout-loud") == "KFP\nKFP\nKFP"
     assert _value(tasks["count-lines"], "count-lines-Output") == "3 lines of KFP"
+
+
+@pytest.mark.slow
+def test_the_sidecar_serves_its_step_on_the_kubernetes_runtime_too(tmp_path: Path) -> None:
+    """The same pod through the KubernetesPodOperator to the Kubernetes API double, which
+    validates it against the Kubernetes schema and runs the native sidecar beside the step."""
+    from tests.kube.fixtures import kube_double
+
+    with kube_double(tmp_path / "kube") as kube:
+        code, output, summary = kfx_run(tmp_path / "home", str(V1 / "v1_sidecar.yaml"), "--runtime", "kubernetes",
+                                        env={**kube.airflow_environment(), "AIRFLOW__KFX__TRACKING": "false"})
+    assert code == 0 and summary is not None and summary["state"] == "success", output
+    assert _value(summary["tasks"]["fetch"], "fetch-page") == "served by the sidecar"
