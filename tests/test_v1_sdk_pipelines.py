@@ -200,8 +200,12 @@ def test_a_data_passing_volume_becomes_artifact_passing(tmp_path: Path) -> None:
     tasks = pipeline.root.dag.tasks
     assert tasks["shout"].inputs["write-lines-lines"].source == TaskOutput("write-lines", "write-lines-lines")
     assert tasks["shout"].inputs["write-lines-lines"].is_artifact
-    assert tasks["count-lines"].inputs["shout-loud"].source == TaskOutput("shout", "shout-loud")
-    assert not any(name.endswith("-subpath") for task in tasks.values() for name in task.inputs)
+    # through the condition's nested DAG: its input, then the step inside it
+    assert tasks["condition-1"].inputs["shout-loud"].source == TaskOutput("shout", "shout-loud")
+    assert tasks["condition-1"].inputs["shout-loud"].is_artifact
+    inner = pipeline.components[tasks["condition-1"].component].dag.tasks
+    assert inner["count-lines"].inputs["shout-loud"].source == ComponentInput("shout-loud")
+    assert not any(name.endswith("-subpath") for task in [*tasks.values(), *inner.values()] for name in task.inputs)
     assert pipeline.executors["exec-shout"].container.args[-4:] == (
         "--lines", "{{$.inputs.artifacts['write-lines-lines'].path}}",
         "--loud", "{{$.outputs.artifacts['shout-loud'].path}}")
@@ -221,7 +225,7 @@ def test_artifacts_of_a_data_passing_volume_pipeline_pass_through_the_pipeline_r
     tasks = summary["tasks"]
     assert _value(tasks["write-lines"], "write-lines-lines") == "kfp\nkfp\nkfp"
     assert _value(tasks["shout"], "shout-loud") == "KFP\nKFP\nKFP"
-    assert _value(tasks["count-lines"], "count-lines-Output") == "3 lines of KFP"
+    assert _value(tasks["condition-1/count-lines"], "count-lines-Output") == "3 lines of KFP"
 
 
 @pytest.mark.slow
