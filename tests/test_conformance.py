@@ -12,8 +12,9 @@ Runs use ``--no-cache`` unless the case is about caching, so every task really r
 prints what the log checks look for.
 
 By default only the CI subset runs (``CI_SUBSET`` in tests/conformance.py, plus every case
-with a known bug): ~8-9 minutes. ``make conformance`` runs the whole table (~20-30
-minutes on 2 shared cores). tests/CONFORMANCE.md has the results table and timings.
+with a known bug), and on the kubernetes runtimes the shorter ``KUBERNETES_CI_SUBSET`` and
+``DEFERRABLE_CI_SUBSET``. ``make conformance`` runs the whole table (~20-30 minutes on 2
+shared cores). tests/CONFORMANCE.md has the results table and timings.
 
 MLflow tracking is off for these runs (``[kfx] tracking = false``): what they check is
 KFP's semantics, which tracking cannot change (a tracking error never fails a task,
