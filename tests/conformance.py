@@ -117,7 +117,8 @@ class Case:
         from dataclasses import replace
 
         if runtime.startswith("kubernetes") and self.on_cluster is not None:
-            return replace(self, expected=self.on_cluster, states={}, tasks={})
+            outputs, log = (self.outputs, self.log) if self.on_cluster == "success" else ({}, ())
+            return replace(self, expected=self.on_cluster, states={}, tasks={}, outputs=outputs, log=log)
         return self
 
 
@@ -214,6 +215,7 @@ CI_SUBSET = frozenset({
     "critical/pipeline_with_env",  # env on containers and lightweight components
     "critical/pipeline_with_secret_as_env",  # needs: a Kubernetes secret, named
     "critical/pipeline_with_workspace",  # dsl.WorkspaceConfig
+    "critical/pipeline_with_importer_workspace",  # importers downloading into the workspace
     "essential/pipeline_with_params_containing_format",  # f-string placeholders in loops
     "essential/placeholder_with_if_placeholder_none_input_value",  # IfPresent placeholders
     "essential/component_with_pip_install",  # packages_to_install, pip index URLs
@@ -331,13 +333,13 @@ CASES: tuple[Case, ...] = (
     Case(f"{VALID}/critical/pipeline_with_env.yaml", "success",
          log=("val0", "val2", "val3", "ENV1 val1", "ENV2 None")),
     Case(f"{VALID}/critical/pipeline_with_importer_workspace.yaml", "success",
-         outputs={"dir_result": "part-000.txt,part-001.txt",
-                  "train_result": "My model trained using data: Hello from producer file\n"},
-         bug=("not implemented: its two importers use downloadToWorkspace, which "
-              "KfxImporterOperator.execute refuses (airflow_kfx/operators/control.py:124-130, "
-              "'downloadToWorkspace is not supported yet'), so import-stage fails and the outputs "
-              "are never produced; KFP's launcher copies the imported file/folder into the "
-              "workspace volume at /kfp-workspace/.artifacts/<path>")),
+         # train_result is train's `scalar` output ('123'); its `message` shows what it read
+         outputs={"dir_result": "part-000.txt,part-001.txt", "train_result": "123"},
+         tasks={"import-stage/train": {"message": "My model trained using data: Hello from producer file\n"},
+                "import-stage/importer": {"artifact": Artifact(metadata={"_kfp_workspace": True, "key": "value"})},
+                "import-stage/importer-2": {"artifact": Artifact(metadata={"_kfp_workspace": True})}},
+         log=("downloaded to the workspace at",),
+         on_cluster="needs: download_to_workspace is not supported on the kubernetes runtime yet"),
     Case(f"{VALID}/critical/pipeline_with_input_status_state.yaml", "success",
          states={"exit-handler-1/some-task": "success", "echo-state": "success"}),
     Case(f"{VALID}/critical/pipeline_with_placeholders.yaml", "success",

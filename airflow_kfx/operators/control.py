@@ -130,13 +130,6 @@ class KfxImporterOperator(KfxWorkerOperator):
         component = component_of(self.kfx_pipeline, planned)
         importer = self.kfx_pipeline.executors[planned.executor].importer  # type: ignore[index]
         assert importer is not None
-        if importer.download_to_workspace:
-            # KFP downloads the artifact into the run's workspace volume from a launcher
-            # pod; airflow-kfx has no such pod yet, so say so instead of skipping the copy.
-            raise TaskRuntimeError(
-                f"importer '{planned.kfp_path}': downloadToWorkspace is not supported yet; "
-                "import without it and copy the artifact in a component"
-            )
         parameters, _ = resolve_inputs(resolver, planned, component, upstream_may_fail=planned.all_done)
         if isinstance(importer.artifact_uri, ComponentInput):
             uri = parameters.get(importer.artifact_uri.name)
@@ -152,6 +145,9 @@ class KfxImporterOperator(KfxWorkerOperator):
             input_artifacts={}, output_parameters={}, output_artifacts={}, output_file="", pipeline={},
         )
         metadata = _resolve_metadata(importer.metadata, placeholder_context, resolve_command_line)
+        # KFP downloads only when the pipeline has a workspace (launcher: workspace != nil).
+        if importer.download_to_workspace and self.kfx_pipeline.workspace is not None:
+            metadata = {**(metadata or {}), **self._download_to_workspace(str(uri), context, planned)}
         descriptor = {
             "name": "artifact",
             "uri": str(uri),
@@ -160,6 +156,24 @@ class KfxImporterOperator(KfxWorkerOperator):
             "metadata": metadata,
         }
         return {"parameters": {}, "artifacts": {"artifact": [descriptor]}}
+
+    def _download_to_workspace(self, uri: str, context: Any, planned: Any) -> dict[str, Any]:
+        """Copy the artifact into the run's workspace; the metadata that points consumers there."""
+        from airflow_kfx.operators.container import default_pipeline_root
+        from airflow_kfx.runtime.pvc import workspace_claim_name
+        from airflow_kfx.runtime.workspace_import import (
+            WORKSPACE_MARKER,
+            download_to_workspace,
+            workspace_folder_on_worker,
+        )
+
+        what = f"importer '{planned.kfp_path}'"
+        runtime = runtime_for(self.kfx_settings)
+        folder = workspace_folder_on_worker(runtime, workspace_claim_name(workspace_identity(context)), what)
+        copy = download_to_workspace(uri, workspace_folder=folder, what=what,
+                                     pipeline_root=default_pipeline_root(self.kfx_pipeline, self.kfx_settings))
+        self.log.info("%s: %s downloaded to the workspace at %s", what, uri, copy)
+        return {WORKSPACE_MARKER: True}
 
 
 def _resolve_metadata(value: Any, context: Any, resolve: Any) -> Any:

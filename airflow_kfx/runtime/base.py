@@ -51,6 +51,11 @@ class Runtime(ABC):
     def delete_claim(self, name: str, settings: KfxSettings, log: Any) -> None:
         """Delete the claim ``name``; one that is already gone is fine."""
 
+    def worker_claim_folder(self, name: str) -> str | None:
+        """The claim ``name`` as a folder on the worker, if the worker can reach it (the
+        local runtime's claims are folders); None when only pods can mount it."""
+        return None
+
 
 def get_runtime(name: str) -> Runtime:
     """The runtime called ``name`` (``[kfx] runtime``)."""

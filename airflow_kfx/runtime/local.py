@@ -103,6 +103,9 @@ class LocalRuntime(Runtime):
         os.makedirs(path, exist_ok=True)
         log.info("local runtime: volume %s is the folder %s", manifest.metadata.name, path)
 
+    def worker_claim_folder(self, name: str) -> str | None:
+        return claim_folder(name)
+
     def delete_claim(self, name: str, settings: Any, log: Any) -> None:
         path = claim_folder(name)
         shutil.rmtree(path, ignore_errors=True)
