@@ -322,3 +322,30 @@ def test_kfx_run_with_an_s3_pipeline_root(s3: S3Server, bucket: str, root: str, 
     assert s3.get(key_of(data_uri, bucket), bucket) == b"1: hello\n2: hello\n3: hello\n"
     assert_no_credentials(output + json.dumps(summary), "kfx run's output")
     assert_no_host_files(bucket)
+
+
+def test_an_importer_downloads_a_file_and_a_folder_from_the_s3_root_into_the_workspace(
+    root: str, tmp_path: Path
+) -> None:
+    """``download_to_workspace`` with an ``s3://`` pipeline root: through the worker's own
+    connection (``aws_default`` at moto), each object to ``.artifacts/s3/<bucket>/<key>``, as
+    KFP's launcher puts it; an object outside the pipeline root is refused."""
+    from airflow_kfx.confine import EscapeError
+    from airflow_kfx.runtime import storage
+    from airflow_kfx.runtime.workspace_import import download_to_workspace
+
+    storage.write_text(f"{root}/run/producer/data.txt", "hello")
+    storage.write_text(f"{root}/run/producer/folder/a.txt", "a")
+    storage.write_text(f"{root}/run/producer/folder/sub/b.txt", "b")
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    for name in ("data.txt", "folder"):
+        copy = download_to_workspace(f"{root}/run/producer/{name}", workspace_folder=str(workspace),
+                                     pipeline_root=root, what="importer 'x'")
+        assert copy == str(workspace / ".artifacts" / "s3" / root.removeprefix("s3://") / "run/producer" / name)
+    base = workspace / ".artifacts" / "s3" / root.removeprefix("s3://") / "run" / "producer"
+    assert (base / "data.txt").read_text() == "hello"
+    assert (base / "folder" / "a.txt").read_text() == "a" and (base / "folder" / "sub" / "b.txt").read_text() == "b"
+    other = root.rsplit("/", 1)[0] + "/another-root/data.txt"
+    with pytest.raises(EscapeError):
+        download_to_workspace(other, workspace_folder=str(workspace), pipeline_root=root, what="importer 'x'")
