@@ -52,12 +52,19 @@ def without_passing_volume(workflow: Node) -> Node:
     data = copy.deepcopy(workflow.value)
     spec = data["spec"]
     del spec["volumes"]
-    for index, template in enumerate(spec["templates"]):
-        where = workflow.child("spec").child("templates").child(index)
-        if isinstance(template.get("container"), Mapping):
-            _container_template(template, volume, where)
-        elif isinstance(template.get("dag"), Mapping):
-            _dag_template(template)
+    try:
+        for index, template in enumerate(spec["templates"]):
+            where = workflow.child("spec").child("templates").child(index)
+            if not isinstance(template, Mapping):
+                continue  # the translation proper says what is wrong with it
+            if isinstance(template.get("container"), Mapping):
+                _container_template(template, volume, where)
+            elif isinstance(template.get("dag"), Mapping):
+                _dag_template(template)
+    except (AttributeError, TypeError, KeyError):
+        # A malformed template (a list where a mapping belongs…): not the compiler's shape,
+        # so no rewrite; the translation refuses the volume or reports the malformed field.
+        return workflow
     return Node(data, workflow.path, workflow.file, workflow.line)
 
 
