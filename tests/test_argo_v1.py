@@ -122,7 +122,7 @@ REFUSED = {
     "KFP v1 v2-compatible mode": 3,
     "Argo variable in a sidecar": 1,
     "Argo variable in withItems": 1,
-    "container resource cloud-tpus.google.com/v2": 2,
+    "container resource with two accelerator kinds": 2,
     "recursion": 3,
 }
 # Not a valid Argo workflow (Argo itself requires spec.entrypoint): a SpecError.
@@ -211,8 +211,9 @@ def test_a_broken_v1_workflow_names_file_and_path(old: str, new: str, path: str,
         ("dependencies: [produce]", "dependencies: [produce]\n        withItems: [1, 2]", "Argo loop over a container template"),
         ("    metadata:\n      labels:", "    retryStrategy: {limit: 2, retryPolicy: OnError}\n    metadata:\n      labels:",
          "Argo retryPolicy OnError"),
-        ("limits: {cpu: '1', memory: 1G}", "limits: {cloud-tpus.google.com/v3: '8'}",
-         "container resource cloud-tpus.google.com/v3"),
+        ("limits: {cpu: '1', memory: 1G}", "limits: {hugepages-2Mi: 100Mi}", "container resource hugepages-2Mi"),
+        ("limits: {cpu: '1', memory: 1G}", "limits: {cloud-tpus.google.com/v3: '8', nvidia.com/gpu: '1'}",
+         "container resource with two accelerator kinds"),
     ],
 )
 def test_what_v1_workflows_cannot_say_is_refused_by_name(old: str, new: str, feature: str) -> None:
@@ -220,6 +221,22 @@ def test_what_v1_workflows_cannot_say_is_refused_by_name(old: str, new: str, fea
     with pytest.raises(UnsupportedFeatureError) as caught:
         load_pipeline_text(TWO_STEP.replace(old, new, 1), file="wf.yaml")
     assert caught.value.feature == feature and caught.value.line is not None
+
+
+def test_a_v1_tpu_limit_is_the_executors_accelerator_and_reaches_the_pod(tmp_path: Path) -> None:
+    """``add_resource_limit('cloud-tpus.google.com/v3', '8')``: the executor's one
+    accelerator, as a GPU's is; the pod asks Kubernetes for the same extended resource."""
+    from airflow_kfx import load_pipeline
+    from tests.test_pods import render
+
+    text = TWO_STEP.replace("limits: {cpu: '1', memory: 1G}", "limits: {cpu: '1', cloud-tpus.google.com/v3: '8'}", 1)
+    accelerator = load_pipeline_text(text, file="wf.yaml").executors["exec-produce"].container.resources.accelerator
+    assert (accelerator.type, accelerator.count) == ("cloud-tpus.google.com/v3", "8")
+    path = tmp_path / "wf.yaml"
+    path.write_text(text)
+    dag = load_pipeline(path)
+    limits = render(dag, next(t for t in dag.task_ids if t.startswith("produce")))["spec"]["containers"][0]["resources"]
+    assert limits["limits"] == {"cpu": "1", "cloud-tpus.google.com/v3": "8"}
 
 
 def test_v1_pod_settings_reach_the_pod(tmp_path: Path) -> None:

@@ -55,7 +55,14 @@ TASK_OUTPUT = re.compile(r"^tasks\.([^.\s]+)\.outputs\.parameters\.([^.\s]+)$")
 TASK_ARTIFACT = re.compile(r"^tasks\.([^.\s]+)\.outputs\.artifacts\.([^.\s]+)$")
 ITEM = re.compile(r"^item(?:\.([^.\s]+))?$")
 # Kubernetes extended resources of GPUs, as ContainerOp.set_gpu_limit writes them.
-_GPUS = ("nvidia.com/gpu", "amd.com/gpu")
+# Extended resources a PipelineSpec executor can carry as its one accelerator: GPUs
+# (ContainerOp.set_gpu_limit) and TPUs (add_resource_limit('cloud-tpus.google.com/v3', n)).
+_ACCELERATORS = ("nvidia.com/gpu", "amd.com/gpu")
+_ACCELERATOR_PREFIXES = ("cloud-tpus.google.com/",)
+
+
+def _is_accelerator(resource: str) -> bool:
+    return resource in _ACCELERATORS or resource.startswith(_ACCELERATOR_PREFIXES)
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h)?$")
 _UNITS = {None: 1, "s": 1, "m": 60, "h": 3600}
 ARTIFACT_TYPE = {"schemaTitle": "system.Artifact", "schemaVersion": "0.0.1"}
@@ -361,35 +368,38 @@ def _env_source(node: Node, env_var: str) -> tuple[str, LineDict]:
 
 
 def _resources(node: Node) -> LineDict | None:
-    """CPU/memory limits and requests, and one GPU kind (``set_gpu_limit``) as the
-    executor's accelerator; other resources (TPUs, hugepages…) are refused."""
+    """CPU/memory limits and requests, and one GPU or TPU kind (``set_gpu_limit``,
+    ``add_resource_limit('cloud-tpus.google.com/v3', n)``) as the executor's accelerator;
+    other resources (hugepages…) and two accelerator kinds in one container are refused."""
     if node.value is None:
         return None
     result = located(node.line)
     keys = {("limits", "cpu"): "resourceCpuLimit", ("limits", "memory"): "resourceMemoryLimit",
             ("requests", "cpu"): "resourceCpuRequest", ("requests", "memory"): "resourceMemoryRequest"}
-    gpus: dict[tuple[str, str], str] = {}
+    accelerators: dict[tuple[str, str], str] = {}
     for group, child in node.items():
         if group not in ("limits", "requests"):
             child.unsupported(f"container resources.{group}", "only resource limits and requests are translated")
         for resource, value in child.items():
-            if (group, resource) not in keys and resource not in _GPUS:
-                value.unsupported(f"container resource {resource}", "only cpu, memory and GPUs "
-                                  f"({', '.join(_GPUS)}) are translated for v1 workflows")
+            if (group, resource) not in keys and not _is_accelerator(resource):
+                value.unsupported(f"container resource {resource}", "only cpu, memory, GPUs "
+                                  f"({', '.join(_ACCELERATORS)}) and TPUs (cloud-tpus.google.com/*) are "
+                                  "translated for v1 workflows")
             text = value.expect((str, int, float), "a resource quantity")
             if isinstance(text, str) and "{{" in text:
                 value.unsupported("Argo variable in resources", "resources set from parameters are not translated")
-            if resource in _GPUS:
-                gpus[(group, resource)] = str(text)
+            if _is_accelerator(resource):
+                accelerators[(group, resource)] = str(text)
             else:
                 result[keys[(group, resource)]] = str(text)
-    kinds = {resource for _, resource in gpus}
+    kinds = {resource for _, resource in accelerators}
     if len(kinds) > 1:
-        node.unsupported("container resource with two GPU kinds", "a PipelineSpec executor has one accelerator")
+        node.unsupported("container resource with two accelerator kinds",
+                         f"a PipelineSpec executor has one accelerator; this container asks for {sorted(kinds)}")
     if kinds:
         (kind,) = kinds
-        count = gpus.get(("limits", kind), gpus.get(("requests", kind)))
-        if ("requests", kind) in gpus and gpus[("requests", kind)] != count:
+        count = accelerators.get(("limits", kind), accelerators.get(("requests", kind)))
+        if ("requests", kind) in accelerators and accelerators[("requests", kind)] != count:
             node.fail(f"the {kind} request and limit differ; Kubernetes requires them equal")
         result["accelerator"] = located(node.line, resourceType=kind, resourceCount=count)
     return result or None
