@@ -16,6 +16,7 @@ file itself, so short tasks run faster one at a time, in-process (bench/RESULTS.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import subprocess
@@ -87,8 +88,6 @@ GC_THRESHOLDS = (50_000, 20, 20)
 
 
 def run(request: RunRequest, out: TextIO | None = None) -> int:
-    import gc
-
     gc.set_threshold(*GC_THRESHOLDS)
     home = kfx_home()
     configure_environment(home, request.runtime, request.parallelism)

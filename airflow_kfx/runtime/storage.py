@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from typing import Any
 
+from airflow_kfx.exceptions import TaskRuntimeError
 from airflow_kfx.launcher import ERROR_MARKER, MARKER
 
 _DEFAULT_CONN = {"s3": "aws_default", "minio": "aws_default", "gs": "google_cloud_default"}
@@ -121,6 +123,39 @@ def download_file(uri: str, local_path: str) -> bool:
     os.makedirs(os.path.dirname(local_path) or ".", exist_ok=True)
     with open(local_path, "wb") as handle:
         handle.write(data)
+    return True
+
+
+def copy_to_local(uri: str, target: str) -> bool:
+    """Copy the file, folder, object or prefix at ``uri`` to the local path ``target``
+    (a folder's tree below it); False when there is nothing at ``uri``. Local links are
+    copied as links, never followed; object keys that would climb out of ``target`` are
+    refused. The caller confines ``uri`` first (:mod:`airflow_kfx.confine`)."""
+    if not is_remote(uri):
+        source = _local(uri)
+        if not os.path.lexists(source):
+            return False
+        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+        if os.path.isdir(source):
+            shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+        else:
+            shutil.copy2(source, target)
+        return True
+    path = _fresh(uri)
+    if not path.exists():
+        return False
+    fs, key = path.fs, path.path.rstrip("/")
+    if not path.is_dir():
+        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+        fs.get(key, target)
+        return True
+    for name in sorted(fs.find(key)):
+        segments = name[len(key):].lstrip("/").split("/")
+        if any(part in ("", ".", "..") for part in segments):
+            raise TaskRuntimeError(f"the object {name!r} of {uri} would land outside {target}; refused")
+        local = os.path.join(target, *segments)
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        fs.get(name, local)
     return True
 
 

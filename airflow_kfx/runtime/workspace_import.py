@@ -17,11 +17,11 @@ pipeline root's credentials: it copies only what lies under the pipeline root
 from __future__ import annotations
 
 import os
-import shutil
 from typing import Any
 
 from airflow_kfx.confine import confined
 from airflow_kfx.exceptions import TaskRuntimeError
+from airflow_kfx.runtime.storage import copy_to_local
 from airflow_kfx.task_io import local_path_for_uri
 
 WORKSPACE_MARKER = "_kfp_workspace"  # KFP's artifact metadata key (driver common.WorkspaceMetadataField)
@@ -34,19 +34,8 @@ def download_to_workspace(uri: str, *, workspace_folder: str, pipeline_root: str
     target = os.path.join(workspace_folder, ".artifacts", local_path_for_uri(uri).lstrip("/"))
     if not os.path.realpath(target).startswith(os.path.realpath(workspace_folder) + os.sep):
         raise TaskRuntimeError(f"{what}: {uri!r} would land outside the run's workspace; refused")
-    from airflow_kfx.runtime.storage import is_remote
-
-    if is_remote(uri):
-        _download(uri, target, what)
-        return target
-    source = uri.removeprefix("file://")
-    if not os.path.exists(source):
+    if not copy_to_local(uri, target):
         raise TaskRuntimeError(f"{what}: the artifact {uri!r} does not exist")
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    if os.path.isdir(source):
-        shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
-    else:
-        shutil.copy2(source, target)
     return target
 
 
@@ -61,28 +50,3 @@ def workspace_folder_on_worker(runtime: Any, claim: str, what: str) -> str:
         )
     return folder
 
-
-def _download(uri: str, target: str, what: str) -> None:
-    """An object, or every object under a prefix, from the pipeline root's store (the
-    worker's own connection to it, ``runtime.storage``) to ``target``."""
-    from airflow_kfx.runtime.storage import object_path
-
-    path = object_path(uri)
-    fs, key = path.fs, path.path.rstrip("/")
-    try:
-        fs.invalidate_cache(key)
-    except Exception:  # noqa: BLE001 - a filesystem without a listing cache
-        pass
-    if not path.exists():
-        raise TaskRuntimeError(f"{what}: the artifact {uri!r} does not exist")
-    if not path.is_dir():
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        fs.get(key, target)
-        return
-    for name in sorted(fs.find(key)):
-        segments = name[len(key):].lstrip("/").split("/")
-        if any(s in ("", ".", "..") for s in segments):
-            raise TaskRuntimeError(f"{what}: the object {name!r} of {uri} would land outside the workspace; refused")
-        local = os.path.join(target, *segments)
-        os.makedirs(os.path.dirname(local), exist_ok=True)
-        fs.get(name, local)

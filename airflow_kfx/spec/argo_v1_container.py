@@ -54,15 +54,10 @@ WORKFLOW = re.compile(r"^workflow\.parameters\.([^.\s]+)$")
 TASK_OUTPUT = re.compile(r"^tasks\.([^.\s]+)\.outputs\.parameters\.([^.\s]+)$")
 TASK_ARTIFACT = re.compile(r"^tasks\.([^.\s]+)\.outputs\.artifacts\.([^.\s]+)$")
 ITEM = re.compile(r"^item(?:\.([^.\s]+))?$")
-# Kubernetes extended resources of GPUs, as ContainerOp.set_gpu_limit writes them.
 # Extended resources a PipelineSpec executor can carry as its one accelerator: GPUs
 # (ContainerOp.set_gpu_limit) and TPUs (add_resource_limit('cloud-tpus.google.com/v3', n)).
 _ACCELERATORS = ("nvidia.com/gpu", "amd.com/gpu")
 _ACCELERATOR_PREFIXES = ("cloud-tpus.google.com/",)
-
-
-def _is_accelerator(resource: str) -> bool:
-    return resource in _ACCELERATORS or resource.startswith(_ACCELERATOR_PREFIXES)
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h)?$")
 _UNITS = {None: 1, "s": 1, "m": 60, "h": 3600}
 ARTIFACT_TYPE = {"schemaTitle": "system.Artifact", "schemaVersion": "0.0.1"}
@@ -365,6 +360,10 @@ def _env_source(node: Node, env_var: str) -> tuple[str, LineDict]:
                                          fieldPath=field_ref.required("fieldPath", str).value)
     node.unsupported("container env valueFrom", f"env '{env_var}' from {', '.join(sorted(map(str, node.value)))} "
                      "is not translated (secretKeyRef, configMapKeyRef and fieldRef are)")
+
+
+def _is_accelerator(resource: str) -> bool:
+    return resource in _ACCELERATORS or resource.startswith(_ACCELERATOR_PREFIXES)
 
 
 def _resources(node: Node) -> LineDict | None:
