@@ -1,4 +1,4 @@
-"""The ``kfx`` command: validate, render (and, later, run) compiled KFP pipelines."""
+"""The ``kfx`` command: validate, render, run compiled KFP pipelines, and serve runs warm."""
 
 from __future__ import annotations
 
@@ -46,14 +46,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         "which is faster for short tasks)",
     )
 
+    run.add_argument(
+        "--no-serve", action="store_true",
+        help="run in this process even when a warm process (kfx serve) serves this KFX_HOME",
+    )
+
+    serve = commands.add_parser(
+        "serve", help="keep a warm process that runs `kfx run` requests for this KFX_HOME (start-up paid once)",
+    )
+    serve.add_argument("--max-runs", type=_positive_int, default=50, metavar="N",
+                       help="start afresh after N runs (default 50)")
+    serve.add_argument("--idle-timeout", type=_positive_int, metavar="SECONDS",
+                       help="stop after SECONDS without a request (default: never)")
+
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        from airflow_kfx.run import kfx_home
+        from airflow_kfx.serve import serve as serve_runs
+
+        return serve_runs(kfx_home(), args.max_runs, args.idle_timeout)
     if args.command == "run":
-        from airflow_kfx.run import RunRequest
+        from airflow_kfx.run import RunRequest, kfx_home
         from airflow_kfx.run import run as run_pipeline
 
-        code = run_pipeline(RunRequest(
+        request = RunRequest(
             args.path, args.param, args.runtime, args.experiment, args.no_cache, args.json_file, args.parallelism
-        ))
+        )
+        code = None
+        if not args.no_serve:
+            from airflow_kfx.serve_client import run_through_server
+
+            code = run_through_server(request, kfx_home())
+        if code is None:
+            code = run_pipeline(request)
         # Skip the interpreter's final garbage collection of everything Airflow
         # loaded (2-3 s, measured in bench/RESULTS.md): nothing is left to clean up.
         sys.stdout.flush()

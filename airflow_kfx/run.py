@@ -150,6 +150,9 @@ def run(request: RunRequest, out: TextIO | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - Airflow refusing the run: one line, no traceback
         console.print(f"[red]kfx: the run could not start: {type(err).__name__}: {err}[/red] (log: {log_path})")
         return 1
+    finally:
+        # A warm process (kfx serve) runs again: this run's progress lines must not follow.
+        get_listener_manager().pm.unregister(progress)
     summary = collect_summary(plan, dag.dag_id, dag_run.run_id, str(dag_run.state), conf)
     from airflow_kfx.config import KfxSettings
     from airflow_kfx.operators.container import default_pipeline_root

@@ -7,6 +7,7 @@ running); the main containers concurrently; then the sidecars stopped in reverse
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -34,6 +35,23 @@ from airflow_kfx.runtime.podrun.model import (
 from airflow_kfx.runtime.podrun.mounts import Mount, release_mount_points
 from airflow_kfx.runtime.podrun.needs import volume_problems
 from airflow_kfx.runtime.podrun.volumes import prepare_volumes
+
+# Every container this process has started and not yet reaped, for stop_all_containers().
+_STARTING = threading.Lock()
+_RUNNING: set[subprocess.Popen[bytes]] = set()
+_ALL_STOPPED = threading.Event()
+
+
+def stop_all_containers() -> int:
+    """Kill every container this process runs, now, and start no more (``kfx serve``
+    abandoning an interrupted run, from another thread than the run's). How many it killed."""
+    with _STARTING:
+        _ALL_STOPPED.set()
+        running = list(_RUNNING)
+    for process in running:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)  # its session: whatever it started, too
+    return len(running)
 
 
 class PodRun:
@@ -239,10 +257,12 @@ class PodRun:
             return
         argv, env, cwd = launch
         failure = ""
-        with self._lock:
+        with self._lock, _STARTING:
             process = None
             if self._stop_at is not None:  # terminated meanwhile: never start
                 failure = "the pod was terminated before the container started"
+            elif _ALL_STOPPED.is_set():
+                failure = "the process running pods is stopping"
             else:
                 try:
                     process = subprocess.Popen(
@@ -254,6 +274,7 @@ class PodRun:
                 else:
                     container.process = process
                     container.started_at = _now()
+                    _RUNNING.add(process)
         if process is None:
             self._ended(container, ContainerExit(container.name, 128, CANNOT_RUN, failure))
             return
@@ -282,8 +303,9 @@ class PodRun:
             pass
         # As when a container's first process exits: whatever it left behind is killed.
         self._signal(container, signal.SIGKILL)
-        with self._lock:
+        with self._lock, _STARTING:
             container.reaped = True
+            _RUNNING.discard(process)
         code = process.wait()
         pump.join(timeout=5)  # a process that left the session may still hold the pipe
         if process.stdout is not None and not pump.is_alive():

@@ -1,0 +1,164 @@
+"""``kfx serve``: a warm process that runs ``kfx run`` requests for one KFX_HOME."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from airflow_kfx.run import RunRequest
+from airflow_kfx.serve import _same_user, code_stamp
+from airflow_kfx.serve_client import (
+    SOCKET_NAME,
+    differences,
+    fingerprint,
+    receive_message,
+    run_through_server,
+    send_message,
+)
+from tests.support import FIXTURES, kfx_run
+
+WARM = re.compile(r"run by the warm process \(kfx serve, pid (\d+)\)")
+
+
+def test_a_differing_setting_is_named_but_its_value_never_shown() -> None:
+    ours = fingerprint({"AIRFLOW__CORE__FERNET_KEY": "s3cret", "PATH": "/bin", "KFX_HOME": "/h"})
+    theirs = fingerprint({"AIRFLOW__CORE__FERNET_KEY": "other", "PATH": "/usr/bin", "KFX_HOME": "/h"})
+    found = differences(ours, theirs)
+    assert found == ["environment variable(s) AIRFLOW__CORE__FERNET_KEY"]  # PATH is the run's own
+    assert "s3cret" not in str(found) and "other" not in str(found)
+    # The runtime is chosen per run (kfx run --runtime), so it may differ.
+    assert differences(fingerprint({"AIRFLOW__KFX__RUNTIME": "local"}), fingerprint({})) == []
+
+
+def test_a_request_carries_the_terminal_as_descriptors() -> None:
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    read_end, write_end = os.pipe()
+    with left, right:
+        send_message(left, {"request": {"path": "x" * 100_000}}, [write_end, write_end])
+        message, fds = receive_message(right, max_fds=2)
+        assert message == {"request": {"path": "x" * 100_000}}
+        assert len(fds) == 2
+        os.write(fds[0], b"to the terminal")
+        assert os.read(read_end, 100) == b"to the terminal"
+        assert _same_user(right)
+        for fd in (*fds, read_end, write_end):
+            os.close(fd)
+        left.close()
+        assert receive_message(right) == (None, [])
+
+
+def test_with_no_warm_process_kfx_run_runs_in_its_own(tmp_path: Path) -> None:
+    request = RunRequest("pipeline.yaml")
+    assert run_through_server(request, tmp_path) is None  # no socket at all
+    # A socket left behind by a warm process that is gone: nobody listens on it.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as gone:
+        gone.bind(str(tmp_path / SOCKET_NAME))
+    assert (tmp_path / SOCKET_NAME).is_socket()
+    assert run_through_server(request, tmp_path) is None
+
+
+def test_the_code_stamp_sees_an_edited_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import airflow_kfx.serve as serve
+
+    (tmp_path / "a.py").write_text("")
+    monkeypatch.setattr(serve, "PACKAGE", tmp_path)
+    before = code_stamp()
+    os.utime(tmp_path / "a.py", (time.time() + 5, time.time() + 5))
+    assert code_stamp() != before
+    (tmp_path / "b.py").write_text("")
+    assert code_stamp()[0] == 2
+
+
+def _start_server(home: Path, log: Path) -> subprocess.Popen[bytes]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    environment.update(KFX_HOME=str(home), MLFLOW_TRACKING_URI=f"sqlite:///{home}/mlflow.db")
+    return subprocess.Popen(
+        [sys.executable, "-m", "airflow_kfx.cli", "serve"], env=environment, cwd=home,
+        stdout=subprocess.DEVNULL, stderr=log.open("wb"),
+    )
+
+
+def _processes_running(command: str) -> bool:
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline.read_bytes().replace(b"\0", b" ").strip() == command.encode():
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def _wait_for(condition, what: str, seconds: float = 300) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_kfx_serve_runs_requests_warm_and_starts_afresh_after_an_interrupted_one(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    log = tmp_path / "serve.log"
+    server = _start_server(home, log)
+    try:
+        _wait_for(lambda: "serving kfx run" in log.read_text() or server.poll() is not None, "kfx serve")
+        assert server.poll() is None, log.read_text()
+        assert (home / SOCKET_NAME).stat().st_mode & 0o077 == 0  # only this user may connect
+
+        # Served, in the requester's folder (a relative pipeline path), with the usual results.
+        code, output, summary = kfx_run(home, "constants_and_outputs.yaml", cwd=FIXTURES)
+        assert code == 0, output
+        assert (served := WARM.search(output)) and int(served.group(1)) == server.pid
+        assert summary["outputs"]["parameters"] == {"summary": "result: half=5 square=100 parity=even", "doubled": 10}
+        assert "✓ add" in output  # live progress, printed to the requester's terminal
+
+        # A failing run: exit 1 and its failure shown; the process keeps serving.
+        code, output, summary = kfx_run(home, str(FIXTURES / "exit_handler_failing.yaml"))
+        assert code == 1 and summary["state"] == "failed"
+        assert "✗ failed exit-handler-1/fail" in output and WARM.search(output)
+
+        # Another setting read at start-up: declined, named, and run in kfx run's own process.
+        code, output, summary = kfx_run(
+            home, str(FIXTURES / "constants_and_outputs.yaml"), env={"AIRFLOW__KFX__MLFLOW_TIMEOUT": "7"}
+        )
+        assert code == 0 and summary["state"] == "success"
+        assert "does not serve this run: it was started with environment variable(s) AIRFLOW__KFX__MLFLOW_TIMEOUT" in output
+        assert not WARM.search(output)
+
+        # The requester killed mid-run: the task is interrupted and the process starts afresh.
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+        environment.update(KFX_HOME=str(home), MLFLOW_TRACKING_URI=f"sqlite:///{home}/mlflow.db")
+        client = subprocess.Popen(
+            [sys.executable, "-m", "airflow_kfx.cli", "run", str(FIXTURES / "long_task.yaml"), "-p", "seconds=300"],
+            env=environment, cwd=home, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        assert client.stdout is not None
+        for line in client.stdout:
+            if "… wait" in line:
+                break
+        _wait_for(lambda: _processes_running("sleep 300"), "the task's container", 60)
+        client.kill()
+        client.wait()
+        _wait_for(lambda: "starting afresh (a run was interrupted)" in log.read_text(), "the interrupted run's end", 120)
+        assert f"interrupted {FIXTURES / 'long_task.yaml'}; 1 container(s) killed" in log.read_text()
+        assert not _processes_running("sleep 300")  # the pod's process went with it
+        _wait_for(lambda: log.read_text().count("serving kfx run") == 2, "the fresh process")
+        code, output, _ = kfx_run(home, str(FIXTURES / "constants_and_outputs.yaml"), "--no-cache")
+        assert code == 0 and WARM.search(output)  # exec'd afresh: the same pid
+
+        # --no-serve runs in kfx run's own process even so.
+        code, output, _ = kfx_run(home, str(FIXTURES / "constants_and_outputs.yaml"), "--no-serve")
+        assert code == 0 and not WARM.search(output)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    assert not (home / SOCKET_NAME).exists()  # SIGTERM stops it cleanly
