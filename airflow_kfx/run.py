@@ -87,7 +87,9 @@ def ensure_database(home: Path) -> None:
 GC_THRESHOLDS = (50_000, 20, 20)
 
 
-def run(request: RunRequest, out: TextIO | None = None) -> int:
+def run(request: RunRequest, out: TextIO | None = None, *, stop_on_ctrl_c: bool = True) -> int:
+    """Run the request; its exit code. ``stop_on_ctrl_c``: Ctrl-C ends this process (see
+    :func:`_stop_on_ctrl_c`); ``kfx serve`` stops a run its own way."""
     gc.set_threshold(*GC_THRESHOLDS)
     home = kfx_home()
     configure_environment(home, request.runtime, request.parallelism)
@@ -137,6 +139,8 @@ def run(request: RunRequest, out: TextIO | None = None) -> int:
 
     get_listener_manager().add_listener(progress)
     started = time.perf_counter()
+    if stop_on_ctrl_c and request.parallelism == 1:
+        _stop_on_ctrl_c(console)
     try:
         with _captured_output(log_path):
             if request.parallelism > 1:
@@ -164,6 +168,24 @@ def run(request: RunRequest, out: TextIO | None = None) -> int:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return 0 if summary["state"] == "success" else 1
+
+
+def _stop_on_ctrl_c(console: Any) -> None:
+    """Ctrl-C stops the run: its containers are killed and ``kfx run`` exits 130 at once.
+    Left to Airflow, the KeyboardInterrupt would only fail the task it lands in, and the run
+    would go on to the next tasks and retries. The Airflow and MLflow runs stay as they were."""
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        stopped = 0
+        if "airflow_kfx.runtime.podrun.run" in sys.modules:
+            from airflow_kfx.runtime.podrun.run import stop_all_containers
+
+            stopped = stop_all_containers()
+        console.print(f"[red]kfx: interrupted[/red]; {stopped} running container(s) killed")
+        os._exit(130)
+
+    signal.signal(signal.SIGINT, stop)
 
 
 def collect_summary(plan: Any, dag_id: str, run_id: str, state: str, params: Mapping[str, Any]) -> dict[str, Any]:

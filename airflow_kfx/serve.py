@@ -235,7 +235,7 @@ class WarmServer:
         print(f"kfx: run by the warm process (kfx serve, pid {os.getpid()})", file=out)
         try:
             with _applied(message["environment"], message["cwd"]):
-                code = run(request, out)
+                code = run(request, out, stop_on_ctrl_c=False)
             watch.finish()
             restart = None
         except (KeyboardInterrupt, SystemExit):  # kfx serve itself stopped (Ctrl-C, SIGTERM)

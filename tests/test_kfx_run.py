@@ -188,3 +188,30 @@ def test_a_long_loop_is_one_summary_row_and_its_later_iterations_run_quietly() -
     assert f"✓ loop/nap [{SHOWN_ITERATIONS - 1}]" in shown and f"loop/nap [{SHOWN_ITERATIONS}…]: further iterations run quietly" in shown
     assert f"✓ loop/nap [{SHOWN_ITERATIONS}]" not in shown
     assert "✗ failed loop/nap [6]" in shown and "boom" in shown
+
+
+def test_ctrl_c_stops_the_run_and_its_containers_at_once(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.test_serve import _processes_running, _wait_for
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    environment.update(KFX_HOME=str(tmp_path), MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db")
+    client = subprocess.Popen(
+        [sys.executable, "-m", "airflow_kfx.cli", "run", str(FIXTURES / "long_task.yaml"), "-p", "seconds=301"],
+        env=environment, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
+    )
+    _wait_for(lambda: _processes_running("sleep 301"), "the task's container", 600)
+    interrupted_at = time.monotonic()
+    client.send_signal(signal.SIGINT)
+    output, _ = client.communicate(timeout=120)
+    # Not the task failing and the run going on to its retry (wait has one) and report.
+    assert client.returncode == 130, output
+    assert "interrupted; 1 running container(s) killed" in output
+    assert time.monotonic() - interrupted_at < 60
+    assert not _processes_running("sleep 301")
