@@ -285,6 +285,18 @@ class WarmServer:
         os.execve(sys.executable, sys.orig_argv, self.started_environment)
 
 
+def _someone_listens(home: Path) -> bool:
+    """A warm process already serves ``home`` (a socket nobody listens on is left over)."""
+    if not socket_path(home).is_socket():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe, in_folder(home):
+        try:
+            probe.connect(SOCKET_NAME)
+        except OSError:
+            return False
+    return True
+
+
 def _same_user(conn: socket.socket) -> bool:
     """The connecting process runs as this process's user (Linux peer credentials)."""
     credentials = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
@@ -345,6 +357,9 @@ def serve(home: Path, max_runs: int = 50, idle_timeout: float | None = None) -> 
         print("kfx serve: needs Linux (it checks who connects with SO_PEERCRED)", file=sys.stderr)
         return 2
     home.mkdir(parents=True, exist_ok=True)
+    if _someone_listens(home):
+        print(f"kfx serve: another warm process already serves {home} ({socket_path(home)})", file=sys.stderr)
+        return 1
     server = WarmServer(home, max_runs, idle_timeout)
     _install_signal_handlers()
     began = time.perf_counter()

@@ -113,6 +113,11 @@ def test_kfx_serve_runs_requests_warm_and_starts_afresh_after_an_interrupted_one
         _wait_for(lambda: "serving kfx run" in log.read_text() or server.poll() is not None, "kfx serve")
         assert server.poll() is None, log.read_text()
         assert (home / SOCKET_NAME).stat().st_mode & 0o077 == 0  # only this user may connect
+        second = subprocess.run(
+            [sys.executable, "-m", "airflow_kfx.cli", "serve"], capture_output=True, text=True, timeout=120,
+            env={**os.environ, "KFX_HOME": str(home)},
+        )
+        assert second.returncode == 1 and "another warm process already serves" in second.stderr
 
         # Served, in the requester's folder (a relative pipeline path), with the usual results.
         code, output, summary = kfx_run(home, "constants_and_outputs.yaml", cwd=FIXTURES)

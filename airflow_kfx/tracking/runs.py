@@ -51,6 +51,13 @@ class RunRef:
 EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
+# Each DAG run's experiment and parent run, once found or created in this process, by
+# (tracking URI, experiment name, DAG id, run id). Under ``kfx run`` and ``kfx serve`` every
+# task runs in one process: the rest skip two store calls each (the experiment by name, the
+# parent by its tags). A worker process of a deployed Airflow runs one task: no change there.
+_PARENTS: dict[tuple[str, str, str, str], tuple[str, str]] = {}
+
+
 class PipelineTracking:
     """The MLflow side of one Airflow DAG run."""
 
@@ -98,11 +105,18 @@ class PipelineTracking:
     # -- the parent run ---------------------------------------------------------
     def parent(self, params: Mapping[str, Any] | None = None) -> RunRef | None:
         """The DAG run's MLflow run, created (with params and tags) if missing."""
+        key = (self.session.target.tracking_uri, self.experiment_name, self.dag_id, self.run_id)
+        known = _PARENTS.get(key)
+        if known is not None:
+            return RunRef(self.session.target.public_uri, *known)
         experiment_id = self.experiment_id()
         if experiment_id is None:
             return None
         run = self.session.call("find or create the pipeline run", self._parent, experiment_id, params or {})
-        return RunRef(self.session.target.public_uri, experiment_id, run) if run else None
+        if not run:
+            return None
+        _PARENTS[key] = (experiment_id, run)
+        return RunRef(self.session.target.public_uri, experiment_id, run)
 
     def _parent(self, experiment_id: str, params: Mapping[str, Any]) -> str:
         found = self._find(experiment_id, {**self._identity(), "kfx.kind": PIPELINE_KIND})
@@ -135,13 +149,15 @@ class PipelineTracking:
         def find_or_create() -> str:
             identity = {**self._identity(), **key}
             found = self._find(parent.experiment_id, identity)
-            if found is not None:
-                run_id = str(found.info.run_id)
-                if reopen:
-                    self.client.update_run(run_id, status="RUNNING")
-            else:
-                all_tags = {**identity, "mlflow.parentRunId": parent.run_id}
+            if found is None:  # a new run: its tags with it, and no params to look up first
+                all_tags = {**tag_values(tags), **identity, "mlflow.parentRunId": parent.run_id}
                 run_id = str(self.client.create_run(parent.experiment_id, tags=all_tags, run_name=name).info.run_id)
+                if params:
+                    log_params(self.client, run_id, params, existing={})
+                return run_id
+            run_id = str(found.info.run_id)
+            if reopen:
+                self.client.update_run(run_id, status="RUNNING")
             log_tags(self.client, run_id, tags)
             if params:
                 log_params(self.client, run_id, params)
@@ -177,12 +193,14 @@ def tag_filter(tags: Mapping[str, str]) -> str:
     return " AND ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
 
 
-def log_params(client: Any, run_id: str, params: Mapping[str, Any]) -> None:
+def log_params(client: Any, run_id: str, params: Mapping[str, Any], existing: Mapping[str, str] | None = None) -> None:
     """Params as MLflow keeps them: lists/dicts JSON-encoded, long values truncated,
-    batches of 100; a param already logged with the same value is left alone."""
+    batches of 100; a param already logged with the same value is left alone
+    (``existing``: the run's params, when known; else they are read)."""
     from mlflow.entities import Param
 
-    existing = client.get_run(run_id).data.params
+    if existing is None:
+        existing = client.get_run(run_id).data.params
     entries = []
     for name, value in params.items():
         text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
@@ -195,10 +213,15 @@ def log_params(client: Any, run_id: str, params: Mapping[str, Any]) -> None:
         client.log_batch(run_id, params=entries[start:start + 100])
 
 
+def tag_values(tags: Mapping[str, Any]) -> dict[str, str]:
+    """Tags as MLflow keeps them: text, at most 8,000 characters; None values left out."""
+    return {str(k): str(v)[:8000] for k, v in tags.items() if v is not None}
+
+
 def log_tags(client: Any, run_id: str, tags: Mapping[str, Any]) -> None:
     from mlflow.entities import RunTag
 
-    entries = [RunTag(str(k), str(v)[:8000]) for k, v in tags.items() if v is not None]
+    entries = [RunTag(k, v) for k, v in tag_values(tags).items()]
     for start in range(0, len(entries), 100):
         client.log_batch(run_id, tags=entries[start:start + 100])
 
