@@ -22,7 +22,6 @@ import contextlib
 import os
 import signal
 import socket
-import struct
 import sys
 import threading
 import time
@@ -39,6 +38,7 @@ from airflow_kfx.serve_client import (
     fingerprint,
     in_folder,
     receive_message,
+    same_user,
     send_message,
     socket_path,
 )
@@ -175,7 +175,7 @@ class WarmServer:
         self.restart(restart)
 
     def handle(self, conn: socket.socket) -> None:
-        if not _same_user(conn):
+        if not same_user(conn):
             self.say("refused a connection from another user")
             return
         try:
@@ -295,13 +295,6 @@ def _someone_listens(home: Path) -> bool:
         except OSError:
             return False
     return True
-
-
-def _same_user(conn: socket.socket) -> bool:
-    """The connecting process runs as this process's user (Linux peer credentials)."""
-    credentials = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", credentials)
-    return uid == os.getuid()
 
 
 @contextlib.contextmanager

@@ -121,12 +121,19 @@ def _receive_exactly(sock: socket.socket, count: int) -> bytes:
     return b"".join(chunks)
 
 
+def same_user(sock: socket.socket) -> bool:
+    """The process at the other end runs as this process's user (Linux peer credentials)."""
+    credentials = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", credentials)
+    return bool(uid == os.getuid())
+
+
 def run_through_server(request: Any, home: Path, err: TextIO | None = None) -> int | None:
     """Run ``request`` (a :class:`airflow_kfx.run.RunRequest`) in the warm process serving
     ``home``: its exit code, or None when there is none to serve it (the caller runs it here)."""
     err = err or sys.stderr
     path = socket_path(home)
-    if not path.is_socket():
+    if not path.is_socket() or not hasattr(socket, "SO_PEERCRED"):
         return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -136,6 +143,10 @@ def run_through_server(request: Any, home: Path, err: TextIO | None = None) -> i
         sock.close()
         return None
     with sock:
+        # The request carries this environment (credentials too): only to a process of ours.
+        if not same_user(sock):
+            print(f"kfx: {path} is served by another user's process; not using it", file=err)
+            return None
         try:
             send_message(sock, {
                 "protocol": PROTOCOL, "request": asdict(request), "cwd": os.getcwd(),

@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 
 from airflow_kfx.run import RunRequest
-from airflow_kfx.serve import _same_user, code_stamp
+from airflow_kfx.serve import code_stamp
 from airflow_kfx.serve_client import (
     SOCKET_NAME,
     differences,
     fingerprint,
     receive_message,
     run_through_server,
+    same_user,
     send_message,
 )
 from tests.support import FIXTURES, kfx_run
@@ -48,7 +49,7 @@ def test_a_request_carries_the_terminal_as_descriptors() -> None:
         assert len(fds) == 2
         os.write(fds[0], b"to the terminal")
         assert os.read(read_end, 100) == b"to the terminal"
-        assert _same_user(right)
+        assert same_user(right)
         for fd in (*fds, read_end, write_end):
             os.close(fd)
         left.close()
@@ -63,6 +64,34 @@ def test_with_no_warm_process_kfx_run_runs_in_its_own(tmp_path: Path) -> None:
         gone.bind(str(tmp_path / SOCKET_NAME))
     assert (tmp_path / SOCKET_NAME).is_socket()
     assert run_through_server(request, tmp_path) is None
+
+
+def test_a_socket_served_by_another_user_gets_no_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Someone else's process on the socket (a home others can write to) never sees this
+    environment, which may hold credentials."""
+    import io
+    import threading
+
+    import airflow_kfx.serve_client as client
+
+    received: list[bytes] = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as impostor:
+        impostor.bind(str(tmp_path / SOCKET_NAME))
+        impostor.listen(1)
+
+        def listen() -> None:
+            conn, _ = impostor.accept()
+            with conn:
+                received.append(conn.recv(65536))
+
+        thread = threading.Thread(target=listen)
+        thread.start()
+        monkeypatch.setattr(client.os, "getuid", lambda: 4242)  # as if we were another user
+        err = io.StringIO()
+        assert run_through_server(RunRequest("pipeline.yaml"), tmp_path, err) is None
+        thread.join(timeout=10)
+    assert received == [b""]  # connected, then closed: nothing sent
+    assert "served by another user's process; not using it" in err.getvalue()
 
 
 def test_the_code_stamp_sees_an_edited_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
