@@ -25,6 +25,15 @@ def corpus_files(*kinds: str) -> list[Path]:
     return [CORPUS / f["path"] for f in corpus_manifest() if f["kind"] in kinds]
 
 
+def kfx_environment(home: Path) -> dict[str, str]:
+    """A ``kfx`` command's environment as a user has it: theirs, minus the Airflow settings
+    this test session set for itself, with the embedded default in ``home`` (KFX_HOME) and
+    an MLflow store there."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    environment.update(KFX_HOME=str(home), MLFLOW_TRACKING_URI=f"sqlite:///{home}/mlflow.db")
+    return environment
+
+
 def kfx_run(
     home: Path, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 900
 ) -> tuple[int, str, dict[str, Any] | None]:
@@ -41,9 +50,7 @@ def kfx_run(
 
     home.mkdir(parents=True, exist_ok=True)
     summary = home / "summaries" / f"run-{len(list(home.glob('summaries/run-*')))}" / "summary.json"
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    environment.update(KFX_HOME=str(home), MLFLOW_TRACKING_URI=f"sqlite:///{home}/mlflow.db")
-    environment.update(env or {})
+    environment = {**kfx_environment(home), **(env or {})}
     result = subprocess.run(
         [sys.executable, "-m", "airflow_kfx.cli", "run", *args, "--json", str(summary)],
         capture_output=True, text=True, env=environment, cwd=cwd or home, timeout=timeout,

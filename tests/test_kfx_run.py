@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import FIXTURES, REPO, kfx_run
+from tests.support import FIXTURES, REPO, kfx_environment, kfx_run
 
 pytestmark = pytest.mark.slow
 
@@ -191,7 +191,6 @@ def test_a_long_loop_is_one_summary_row_and_its_later_iterations_run_quietly() -
 
 
 def test_ctrl_c_stops_the_run_and_its_containers_at_once(tmp_path: Path) -> None:
-    import os
     import signal
     import subprocess
     import sys
@@ -199,11 +198,9 @@ def test_ctrl_c_stops_the_run_and_its_containers_at_once(tmp_path: Path) -> None
 
     from tests.test_serve import _processes_running, _wait_for
 
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    environment.update(KFX_HOME=str(tmp_path), MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db")
     client = subprocess.Popen(
         [sys.executable, "-m", "airflow_kfx.cli", "run", str(FIXTURES / "long_task.yaml"), "-p", "seconds=301"],
-        env=environment, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=kfx_environment(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
     )
     _wait_for(lambda: _processes_running("sleep 301"), "the task's container", 600)

@@ -24,7 +24,7 @@ from airflow_kfx.serve_client import (
     same_user,
     send_message,
 )
-from tests.support import FIXTURES, kfx_run
+from tests.support import FIXTURES, kfx_environment, kfx_run
 
 WARM = re.compile(r"run by the warm process \(kfx serve, pid (\d+)\)")
 
@@ -107,10 +107,8 @@ def test_the_code_stamp_sees_an_edited_module(tmp_path: Path, monkeypatch: pytes
 
 
 def _start_server(home: Path, log: Path) -> subprocess.Popen[bytes]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    environment.update(KFX_HOME=str(home), MLFLOW_TRACKING_URI=f"sqlite:///{home}/mlflow.db")
     return subprocess.Popen(
-        [sys.executable, "-m", "airflow_kfx.cli", "serve"], env=environment, cwd=home,
+        [sys.executable, "-m", "airflow_kfx.cli", "serve"], env=kfx_environment(home), cwd=home,
         stdout=subprocess.DEVNULL, stderr=log.open("wb"),
     )
 
@@ -144,7 +142,7 @@ def test_kfx_serve_runs_requests_warm_and_starts_afresh_after_an_interrupted_one
         assert (home / SOCKET_NAME).stat().st_mode & 0o077 == 0  # only this user may connect
         second = subprocess.run(
             [sys.executable, "-m", "airflow_kfx.cli", "serve"], capture_output=True, text=True, timeout=120,
-            env={**os.environ, "KFX_HOME": str(home)},
+            env=kfx_environment(home),
         )
         assert second.returncode == 1 and "another warm process already serves" in second.stderr
 
@@ -169,11 +167,9 @@ def test_kfx_serve_runs_requests_warm_and_starts_afresh_after_an_interrupted_one
         assert not WARM.search(output)
 
         # The requester killed mid-run: the task is interrupted and the process starts afresh.
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-        environment.update(KFX_HOME=str(home), MLFLOW_TRACKING_URI=f"sqlite:///{home}/mlflow.db")
         client = subprocess.Popen(
             [sys.executable, "-m", "airflow_kfx.cli", "run", str(FIXTURES / "long_task.yaml"), "-p", "seconds=300"],
-            env=environment, cwd=home, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=kfx_environment(home), cwd=home, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         assert client.stdout is not None
         for line in client.stdout:
