@@ -113,14 +113,28 @@ def _start_server(home: Path, log: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def _processes_running(command: str) -> bool:
+def _processes_running(command: str, under: int | None = None) -> bool:
+    """A process runs ``command`` (with ``under``: a descendant of that process)."""
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            if cmdline.read_bytes().replace(b"\0", b" ").strip() == command.encode():
-                return True
+            if cmdline.read_bytes().replace(b"\0", b" ").strip() != command.encode():
+                continue
         except OSError:
-            pass
+            continue
+        if under is None or under in _ancestors(int(cmdline.parent.name)):
+            return True
     return False
+
+
+def _ancestors(pid: int) -> list[int]:
+    found = []
+    while pid > 1:
+        try:
+            pid = int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+        found.append(pid)
+    return found
 
 
 def _wait_for(condition, what: str, seconds: float = 300) -> None:  # type: ignore[no-untyped-def]
@@ -168,19 +182,21 @@ def test_kfx_serve_runs_requests_warm_and_starts_afresh_after_an_interrupted_one
 
         # The requester killed mid-run: the task is interrupted and the process starts afresh.
         client = subprocess.Popen(
-            [sys.executable, "-m", "airflow_kfx.cli", "run", str(FIXTURES / "long_task.yaml"), "-p", "seconds=300"],
+            [sys.executable, "-m", "airflow_kfx.cli", "run", str(FIXTURES / "long_task.yaml"), "-p", "seconds=313"],
             env=kfx_environment(home), cwd=home, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         assert client.stdout is not None
         for line in client.stdout:
             if "… wait" in line:
                 break
-        _wait_for(lambda: _processes_running("sleep 300"), "the task's container", 60)
+        _wait_for(lambda: _processes_running("sleep 313", under=server.pid), "the task's container", 120)
         client.kill()
         client.wait()
         _wait_for(lambda: "starting afresh (a run was interrupted)" in log.read_text(), "the interrupted run's end", 120)
-        assert f"interrupted {FIXTURES / 'long_task.yaml'}; 1 container(s) killed" in log.read_text()
-        assert not _processes_running("sleep 300")  # the pod's process went with it
+        assert f"interrupted {FIXTURES / 'long_task.yaml'}; 1 container(s) killed" in log.read_text(), (
+            log.read_text() + "\n".join(p.read_text()[-3000:] for p in (home / "logs").glob("long_task-*.log"))
+        )
+        assert not _processes_running("sleep 313")  # the pod's process went with it
         _wait_for(lambda: log.read_text().count("serving kfx run") == 2, "the fresh process")
         code, output, _ = kfx_run(home, str(FIXTURES / "constants_and_outputs.yaml"), "--no-cache")
         assert code == 0 and WARM.search(output)  # exec'd afresh: the same pid
