@@ -37,7 +37,9 @@ from airflow_kfx.runtime.podrun.needs import volume_problems
 from airflow_kfx.runtime.podrun.volumes import prepare_volumes
 
 # Every container this process has started and not yet reaped, for stop_all_containers().
-_STARTING = threading.Lock()
+# Re-entrant: Ctrl-C's handler (kfx run) calls it on the main thread, which may be inside
+# the lock, starting an init container.
+_STARTING = threading.RLock()
 _RUNNING: set[subprocess.Popen[bytes]] = set()
 _ALL_STOPPED = threading.Event()
 
