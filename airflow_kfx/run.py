@@ -177,15 +177,20 @@ def _stop_on_ctrl_c(console: Any) -> None:
     import signal
 
     def stop(signum: int, frame: Any) -> None:
-        stopped = 0
-        if "airflow_kfx.runtime.podrun.run" in sys.modules:
-            from airflow_kfx.runtime.podrun.run import stop_all_containers
-
-            stopped = stop_all_containers()
-        console.print(f"[red]kfx: interrupted[/red]; {stopped} running container(s) killed")
+        console.print(f"[red]kfx: interrupted[/red]; {kill_running_containers()} running container(s) killed")
         os._exit(130)
 
     signal.signal(signal.SIGINT, stop)
+
+
+def kill_running_containers() -> int:
+    """Kill the containers this process runs (the local runtime's pods) and start no more;
+    how many. Nothing to do when no pod ran here."""
+    if "airflow_kfx.runtime.podrun.run" not in sys.modules:
+        return 0
+    from airflow_kfx.runtime.podrun.run import stop_all_containers
+
+    return stop_all_containers()
 
 
 def collect_summary(plan: Any, dag_id: str, run_id: str, state: str, params: Mapping[str, Any]) -> dict[str, Any]:

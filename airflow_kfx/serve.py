@@ -190,10 +190,11 @@ class WarmServer:
         out = os.fdopen(fds[0], "w", buffering=1, errors="replace")
         err = os.fdopen(fds[1], "w", buffering=1, errors="replace")
         with out, err:
-            reason = self._decline_reason(message)
+            stale = self.stamp != code_stamp()
+            reason = self._decline_reason(message, stale)
             if reason:
                 send_message(conn, {"event": "declined", "reason": reason, "pid": os.getpid()})
-                if self.stamp != code_stamp():
+                if stale:
                     raise Restart("airflow-kfx's code changed")
                 return
             send_message(conn, {"event": "accepted", "pid": os.getpid()})
@@ -205,10 +206,10 @@ class WarmServer:
         if restart:
             raise Restart(restart)
 
-    def _decline_reason(self, message: dict[str, Any]) -> str | None:
+    def _decline_reason(self, message: dict[str, Any], stale: bool) -> str | None:
         if message.get("protocol") != PROTOCOL:
             return "another kfx version"
-        if self.stamp != code_stamp():
+        if stale:
             return "airflow-kfx's code changed since it started (it starts afresh for the next run)"
         request = message.get("request") or {}
         if int(request.get("parallelism") or 1) > 1:
@@ -261,11 +262,9 @@ class WarmServer:
         ``kfx run`` process would (its pods' processes are stopped; the Airflow and MLflow
         runs stay as they were), and start afresh: whatever the run was doing is left behind
         with the old process image. Runs on the watcher thread while the run holds the main one."""
-        stopped = 0
-        if "airflow_kfx.runtime.podrun.run" in sys.modules:  # the run has started pods here
-            from airflow_kfx.runtime.podrun.run import stop_all_containers
+        from airflow_kfx.run import kill_running_containers
 
-            stopped = stop_all_containers()
+        stopped = kill_running_containers()
         with contextlib.suppress(OSError, ValueError):
             print(f"kfx: interrupted; the warm process stopped the run ({stopped} container(s) killed)", file=err)
             err.flush()
